@@ -1,0 +1,102 @@
+"""Typed configuration: one dataclass per config group.
+
+The YAML files in ``conf/`` fill these in; Hydra checks every key against them, so a misspelled key fails
+when the config is composed. Library code receives these dataclasses (never a DictConfig), so tests can
+build them directly. Each default lives here; the YAML files repeat them only to comment them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SplitNames:
+    """Names of the train/dev/test splits inside a corpus (file stems or hub split names)."""
+
+    train: str = "train"
+    dev: str = "dev"
+    test: str = "test"
+
+
+@dataclass
+class DataConfig:
+    """Where the parallel text comes from and how it becomes subword ids."""
+
+    name: str = "bible-es-en"
+    format: str = "text"  # text | tsv | jsonl | parquet | hub
+    path: str | None = "data/bible-es-en"  # folder (text) or file pattern with {split} (tsv/jsonl/parquet)
+    hub_name: str | None = None  # Hugging Face dataset id, for format=hub
+    hub_config: str | None = None  # its configuration name (e.g. "fr-en" for wmt14)
+    local_dir: str | None = None  # if set, read {local_dir}/{split}.{lang}[.gz] instead of the hub
+    src_lang: str = "es"
+    tgt_lang: str = "en"
+    splits: SplitNames = field(default_factory=SplitNames)
+    local_splits: SplitNames = field(default_factory=SplitNames)  # split file stems under local_dir
+    max_len: int = 100  # drop training pairs longer than this many pieces on either side
+    vocab_size: int = 8000  # sentencepiece pieces (per language if joint_vocab is false)
+    spm_model_type: str = "bpe"  # bpe | unigram
+    joint_vocab: bool = True  # one sentencepiece model for both languages
+    character_coverage: float = 1.0
+    spm_input_sentence_size: int = 2_000_000  # sentences sampled to train sentencepiece
+    cache_dir: str = "~/.cache/nmt"  # sentencepiece models, keyed by their inputs
+
+
+@dataclass
+class ModelConfig:
+    """The RNN Encoder-Decoder of Cho et al. (2014), section 2.2 and appendix A."""
+
+    name: str = "small"
+    emb_dim: int = 256  # word embedding rank (paper: 100)
+    hidden_dim: int = 512  # GRU units in encoder and decoder (paper: 1000)
+    maxout_dim: int = 256  # maxout units after pooling (paper: 500)
+    maxout_pool: int = 2  # pieces pooled by each maxout unit
+    dropout: float = 0.2  # on embeddings and the readout
+    cell: str = "fused"  # fused (torch.nn.GRU) | equations (nmt.model.gru, the gate equations)
+    reset_after: bool = True  # reset gate after the recurrent matmul (cuDNN form); false: Cho 2014 form
+    init: str = "cho2014"  # cho2014 (orthogonal recurrent, N(0, init_std) elsewhere) | torch
+    init_std: float = 0.01
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, validation and checkpointing."""
+
+    seed: int = 1234
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    optimizer: str = "adam"  # adam | adadelta
+    lr: float = 1e-3
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adadelta_rho: float = 0.95
+    adadelta_eps: float = 1e-6
+    weight_decay: float = 0.0
+    schedule: str = "plateau"  # constant | inverse_sqrt | plateau
+    warmup_steps: int = 0
+    plateau_factor: float = 0.5  # lr multiplier when the dev metric stops improving (schedule=plateau)
+    plateau_patience: int = 2  # validations without improvement before the lr drops
+    min_lr: float = 1e-5
+    clip_norm: float = 1.0  # gradient norm clipping; 0 disables it
+    label_smoothing: float = 0.0
+    batch_tokens: int = 4096  # padded positions per batch (max of source and target side)
+    max_steps: int = 0  # 0: no limit
+    max_epochs: int = 20
+    max_minutes: float = 0.0  # wall-clock training budget; 0: no limit
+    eval_every: int = 500  # validate every this many updates (and at the end of training)
+    eval_max_sentences: int = 0  # validate BLEU on the first N dev sentences; 0: all
+    eval_max_len_ratio: float = 2.0  # greedy output length cap: ratio * source length + 10
+    early_stop_metric: str = "bleu"  # bleu | loss
+    patience: int = 8  # validations without improvement before stopping; 0 disables early stopping
+    log_every: int = 50  # progress-bar refresh and metrics-file line every this many updates
+    resume: bool = False  # continue from run_dir/last.pt
+    overwrite: bool = False  # start over even if run_dir already holds a checkpoint
+
+
+@dataclass
+class Config:
+    """The whole training configuration, as composed from conf/train.yaml."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = "default"  # run name (conf/train.yaml puts runs in runs/<name>)
+    run_dir: str = "runs/default"  # checkpoints, metrics, tokenizer models, resolved config

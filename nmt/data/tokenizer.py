@@ -1,0 +1,117 @@
+"""Sentencepiece subword models: trained once on the train split, cached by their inputs, stored in checkpoints.
+
+Special ids are fixed for every model this project trains: PAD=0, UNK=1, BOS=2, EOS=3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+from nmt.config import DataConfig
+from nmt.errors import NMTError
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
+
+class Tokenizer:
+    """Source and target sentencepiece processors (the same object when the vocabulary is joint).
+
+    :param src_model: serialized sentencepiece model for the source language.
+    :param tgt_model: serialized model for the target language (``None``: joint, same as source).
+    """
+
+    def __init__(self, src_model: bytes, tgt_model: bytes | None = None) -> None:
+        self.src_model = src_model
+        self.tgt_model = tgt_model if tgt_model is not None else src_model
+        self.src = spm.SentencePieceProcessor(model_proto=self.src_model)
+        self.tgt = self.src if self.tgt_model == self.src_model else spm.SentencePieceProcessor(model_proto=self.tgt_model)
+        for sp in (self.src, self.tgt):
+            if (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id()) != (PAD, UNK, BOS, EOS):
+                raise NMTError("sentencepiece model has unexpected special ids (need pad=0 unk=1 bos=2 eos=3)")
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self.src.get_piece_size()
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.tgt.get_piece_size()
+
+    def encode_src(self, texts: Sequence[str]) -> list[list[int]]:
+        """Source sentences to piece ids (no BOS/EOS; the encoder reads the sentence alone)."""
+        return self.src.encode(list(texts))
+
+    def encode_tgt(self, texts: Sequence[str]) -> list[list[int]]:
+        """Target sentences to piece ids (no BOS/EOS; batching adds them)."""
+        return self.tgt.encode(list(texts))
+
+    def decode_tgt(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        """Target piece ids back to detokenized text."""
+        return self.tgt.decode([list(x) for x in ids])
+
+    def save(self, folder: Path) -> None:
+        """Write ``src.model`` and ``tgt.model`` (a copy for inspection; checkpoints carry the bytes too)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "src.model").write_bytes(self.src_model)
+        (folder / "tgt.model").write_bytes(self.tgt_model)
+
+
+def _train_one(sentences: Iterable[str], cfg: DataConfig, vocab_size: int) -> bytes:
+    buf = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences),
+            model_writer=buf,
+            vocab_size=vocab_size,
+            model_type=cfg.spm_model_type,
+            character_coverage=cfg.character_coverage,
+            input_sentence_size=cfg.spm_input_sentence_size,
+            shuffle_input_sentence=True,
+            pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+            minloglevel=2,
+            num_threads=2,
+        )
+    except RuntimeError as err:
+        raise NMTError(f"sentencepiece training failed: {err} (try a smaller data.vocab_size)") from None
+    return buf.getvalue()
+
+
+def cache_key(src_texts: Sequence[str], tgt_texts: Sequence[str], cfg: DataConfig) -> str:
+    """Hash of the training text and the settings that shape the model."""
+    h = hashlib.sha256()
+    settings = [cfg.vocab_size, cfg.spm_model_type, cfg.joint_vocab, cfg.character_coverage,
+                cfg.spm_input_sentence_size, spm.__version__]
+    h.update(json.dumps(settings).encode())
+    for side in (src_texts, tgt_texts):
+        h.update(b"\x00side\x00")
+        for t in side:
+            h.update(t.encode())
+            h.update(b"\n")
+    return h.hexdigest()[:20]
+
+
+def train_or_load(src_texts: Sequence[str], tgt_texts: Sequence[str], cfg: DataConfig) -> Tokenizer:
+    """Train sentencepiece on the train split, or reuse the cached model for the same inputs."""
+    folder = Path(cfg.cache_dir).expanduser() / "spm" / cache_key(src_texts, tgt_texts, cfg)
+    src_file, tgt_file = folder / "src.model", folder / "tgt.model"
+    if src_file.is_file() and tgt_file.is_file():
+        return Tokenizer(src_file.read_bytes(), tgt_file.read_bytes())
+    if cfg.joint_vocab:
+        src_model = _train_one([*src_texts, *tgt_texts], cfg, cfg.vocab_size)
+        tgt_model = src_model
+    else:
+        src_model = _train_one(src_texts, cfg, cfg.vocab_size)
+        tgt_model = _train_one(tgt_texts, cfg, cfg.vocab_size)
+    tok = Tokenizer(src_model, tgt_model)
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, blob in ((src_file, src_model), (tgt_file, tgt_model)):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(path)
+    return tok

@@ -1,0 +1,271 @@
+"""The training loop: ``train(cfg)`` with plain dataclasses; Hydra stays in nmt.cli."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from nmt import checkpoint
+from nmt.config import Config, ModelConfig, TrainConfig
+from nmt.data.batching import BatchIterator
+from nmt.data.prepare import Corpus, prepare
+from nmt.data.tokenizer import Tokenizer
+from nmt.errors import NMTError
+from nmt.metrics import bleu
+from nmt.model.seq2seq import Seq2Seq, n_params
+from nmt.search import greedy, max_lengths
+
+log = logging.getLogger("nmt.train")
+
+
+@dataclass
+class TrainState:
+    """Everything besides weights and optimizer that a resumed run needs to continue exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of ``epoch`` already done
+    best: float | None = None
+    best_step: int = 0
+    bad_evals: int = 0  # validations since the last improvement (early stopping)
+    plateau_bad: int = 0  # validations since the last improvement or lr drop
+    lr_scale: float = 1.0  # product of plateau drops
+    elapsed_s: float = 0.0  # training wall time before this process
+    history: list = field(default_factory=list)
+
+
+def learning_rate(step: int, cfg: TrainConfig, lr_scale: float) -> float:
+    """Learning rate at update ``step`` (1-based): linear warm-up, then the schedule, times plateau drops."""
+    warm = min(1.0, step / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
+    decay = 1.0
+    if cfg.schedule == "inverse_sqrt":
+        decay = math.sqrt(max(cfg.warmup_steps, 1) / max(step, cfg.warmup_steps, 1))
+    elif cfg.schedule not in ("constant", "plateau"):
+        raise NMTError(f"unknown train.schedule {cfg.schedule!r}: use constant, inverse_sqrt or plateau")
+    return max(cfg.lr * warm * decay * lr_scale, cfg.min_lr if cfg.schedule == "plateau" else 0.0)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas),
+                                weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adadelta":
+        return torch.optim.Adadelta(model.parameters(), lr=cfg.lr, rho=cfg.adadelta_rho, eps=cfg.adadelta_eps,
+                                    weight_decay=cfg.weight_decay)
+    raise NMTError(f"unknown train.optimizer {cfg.optimizer!r}: use adam or adadelta")
+
+
+@torch.no_grad()
+def validate(model: Seq2Seq, corpus: Corpus, cfg: TrainConfig) -> dict[str, float]:
+    """Dev loss and perplexity (teacher forcing) and BLEU of greedy translations (sacrebleu, detokenized)."""
+    model.eval()
+    dev = BatchIterator(corpus.dev_src, corpus.dev_tgt, cfg.batch_tokens, shuffle=False, seed=0)
+    total, tokens = 0.0, 0
+    for idx in dev.epoch(0):
+        b = dev.make(idx)
+        total += float(model.loss(b))
+        tokens += b.n_tgt_tokens
+    n = cfg.eval_max_sentences or len(corpus.dev_src)
+    sub = BatchIterator(corpus.dev_src[:n], corpus.dev_tgt[:n], cfg.batch_tokens, shuffle=False, seed=0)
+    hyps: list[list[int]] = [[] for _ in range(n)]
+    for idx in sub.epoch(0):
+        b = sub.make(idx)
+        for i, out in zip(idx, greedy(model, b.src, b.src_len, max_lengths(b.src_len, cfg.eval_max_len_ratio)),
+                          strict=True):
+            hyps[i] = out
+    texts = corpus.tokenizer.decode_tgt(hyps)
+    model.train()
+    loss = total / max(tokens, 1)
+    return {"loss": loss, "ppl": math.exp(min(loss, 50)), "bleu": bleu(texts, corpus.dev_refs[:n]).score,
+            "example": texts[0] if texts else ""}
+
+
+def _improved(value: float, best: float | None, metric: str) -> bool:
+    return best is None or (value > best if metric == "bleu" else value < best)
+
+
+class Run:
+    """One training run in ``cfg.run_dir``: model, optimizer, data and state, with checkpointing."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg, self.tc = cfg, cfg.train
+        self.dir = Path(cfg.run_dir)
+        last = self.dir / "last.pt"
+        resumed = None
+        if last.exists() and not self.tc.resume and not self.tc.overwrite:
+            raise NMTError(f"{self.dir} already holds a run: pass train.resume=true to continue it, "
+                           "train.overwrite=true to start over, or another run_dir")
+        if self.tc.resume:
+            if not last.exists():
+                raise NMTError(f"train.resume=true but {last} does not exist")
+            resumed = checkpoint.load(last)
+            check_compatible(resumed, cfg.model)
+        if self.tc.threads > 0:
+            torch.set_num_threads(self.tc.threads)
+        random.seed(self.tc.seed)
+        torch.manual_seed(self.tc.seed)
+        tok = Tokenizer(resumed["tokenizer"]["src"], resumed["tokenizer"]["tgt"]) if resumed else None
+        self.corpus = prepare(cfg.data, tok)
+        self.model = Seq2Seq(cfg.model, self.corpus.tokenizer.src_vocab_size, self.corpus.tokenizer.tgt_vocab_size)
+        self.opt = make_optimizer(self.model, self.tc)
+        self.state = TrainState()
+        self.batches = BatchIterator(self.corpus.train_src, self.corpus.train_tgt, self.tc.batch_tokens,
+                                     shuffle=True, seed=self.tc.seed)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if resumed:
+            self.model.load_state_dict(resumed["model"])
+            self.opt.load_state_dict(resumed["optimizer"])
+            self.state = TrainState(**resumed["train_state"])
+            torch.set_rng_state(resumed["rng"]["torch"])
+            random.setstate(resumed["rng"]["python"])
+            log.info("resumed %s at step %d (epoch %d)", last, self.state.step, self.state.epoch + 1)
+        else:
+            self.corpus.tokenizer.save(self.dir)
+            (self.dir / "metrics.jsonl").unlink(missing_ok=True)
+        (self.dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def _payload(self, full: bool) -> dict:
+        out = {
+            "model": self.model.state_dict(),
+            "model_info": self.model.describe(),
+            "config": asdict(self.cfg),
+            "tokenizer": {"src": self.corpus.tokenizer.src_model, "tgt": self.corpus.tokenizer.tgt_model},
+            "step": self.state.step,
+        }
+        if full:
+            out["train_state"] = asdict(self.state)
+            out["optimizer"] = self.opt.state_dict()
+            out["rng"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        return out
+
+    def save_last(self) -> None:
+        checkpoint.save(self._payload(full=True), self.dir / "last.pt")
+
+    def log_metrics(self, kind: str, values: dict) -> None:
+        row = {"kind": kind, "step": self.state.step, "epoch": self.state.epoch + 1, **values}
+        with open(self.dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def evaluate(self) -> bool:
+        """Validate, keep the best checkpoint, update plateau/early-stopping state; True means stop."""
+        s, tc = self.state, self.tc
+        m = validate(self.model, self.corpus, tc)
+        value = m["bleu"] if tc.early_stop_metric == "bleu" else m["loss"]
+        if _improved(value, s.best, tc.early_stop_metric):
+            s.best, s.best_step, s.bad_evals, s.plateau_bad = value, s.step, 0, 0
+            checkpoint.save(self._payload(full=False), self.dir / "best.pt")
+        else:
+            s.bad_evals += 1
+            s.plateau_bad += 1
+            if tc.schedule == "plateau" and s.plateau_bad >= tc.plateau_patience:
+                s.lr_scale *= tc.plateau_factor
+                s.plateau_bad = 0
+        lr = learning_rate(max(s.step, 1), tc, s.lr_scale)
+        self.log_metrics("dev", {"loss": m["loss"], "ppl": m["ppl"], "bleu": m["bleu"], "lr": lr})
+        s.history.append([s.step, round(m["bleu"], 2)])
+        tqdm.write(f"step {s.step:>6} | dev loss {m['loss']:.3f} | ppl {m['ppl']:.2f} | BLEU {m['bleu']:.2f} "
+                   f"| best {s.best:.2f} @ {s.best_step} | lr {lr:.2e} | e.g. {m['example'][:60]!r}", file=sys.stdout)
+        self.save_last()
+        return tc.patience > 0 and s.bad_evals >= tc.patience
+
+    def fit(self) -> TrainState:
+        s, tc = self.state, self.tc
+        per_epoch = len(self.batches.epoch(s.epoch))
+        total = tc.max_steps if tc.max_steps > 0 else tc.max_epochs * per_epoch
+        log.info("model: %s parameters; %d training pairs (of %d) in %d batches/epoch; run dir %s",
+                 f"{n_params(self.model):,}", len(self.corpus.train_src), self.corpus.n_train_raw, per_epoch, self.dir)
+        start = time.monotonic() - s.elapsed_s
+        interactive = sys.stderr.isatty()
+        bar = tqdm(total=total, initial=s.step, unit="step", dynamic_ncols=True, disable=not interactive)
+        win_tok, win_loss, win_start = 0, 0.0, time.monotonic()
+        stop, reason = False, "max_epochs"
+        self.model.train()
+        try:
+            while not stop and s.epoch < tc.max_epochs:
+                batches = self.batches.epoch(s.epoch)
+                while s.batch_in_epoch < len(batches):
+                    batch = self.batches.make(batches[s.batch_in_epoch])
+                    loss = self.update(batch)
+                    s.batch_in_epoch += 1
+                    n_tok = batch.n_tgt_tokens
+                    win_tok += n_tok
+                    win_loss += loss
+                    bar.update(1)
+                    s.elapsed_s = time.monotonic() - start
+                    if s.step % tc.log_every == 0:
+                        rate = win_tok / max(time.monotonic() - win_start, 1e-9)
+                        avg = win_loss / max(win_tok, 1)
+                        self.log_metrics("train", {"loss": avg, "ppl": math.exp(min(avg, 50)), "tgt_tok_s": rate,
+                                                   "lr": self.opt.param_groups[0]["lr"], "elapsed_s": s.elapsed_s})
+                        bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{rate:,.0f}", epoch=s.epoch + 1)
+                        if not interactive:
+                            eta = (total - s.step) * s.elapsed_s / max(s.step, 1)
+                            print(f"step {s.step}/{total} | epoch {s.epoch + 1} | loss {avg:.3f} | {rate:,.0f} tgt tok/s"
+                                  f" | {s.elapsed_s / 60:.1f} min | eta {eta / 60:.1f} min", flush=True)
+                        win_tok, win_loss, win_start = 0, 0.0, time.monotonic()
+                    out_of_time = tc.max_minutes > 0 and s.elapsed_s >= tc.max_minutes * 60
+                    if tc.max_steps > 0 and s.step >= tc.max_steps:
+                        stop, reason = True, "max_steps"
+                    elif out_of_time:
+                        stop, reason = True, "max_minutes"
+                    if s.step % tc.eval_every == 0 or stop:
+                        if self.evaluate():
+                            stop, reason = True, "early stopping"
+                    if stop:
+                        break
+                if not stop:
+                    s.epoch += 1
+                    s.batch_in_epoch = 0
+            if not s.history or s.history[-1][0] != s.step:
+                self.evaluate()
+        except KeyboardInterrupt:
+            bar.close()
+            self.save_last()
+            print(f"interrupted at step {s.step}; saved {self.dir / 'last.pt'}. "
+                  f"Resume with: nmt train ... run_dir={self.dir} train.resume=true", flush=True)
+            raise
+        bar.close()
+        print(f"done ({reason}) after {s.step} updates, {s.epoch + (s.batch_in_epoch > 0)} epochs, "
+              f"{s.elapsed_s / 60:.1f} min: best dev {tc.early_stop_metric} {s.best:.2f} at step {s.best_step}; "
+              f"checkpoints in {self.dir}", flush=True)
+        return s
+
+    def update(self, batch) -> float:
+        """One optimizer step on a batch; returns the summed loss."""
+        s, tc = self.state, self.tc
+        s.step += 1
+        for g in self.opt.param_groups:
+            g["lr"] = learning_rate(s.step, tc, s.lr_scale)
+        loss = self.model.loss(batch, tc.label_smoothing)
+        self.opt.zero_grad(set_to_none=True)
+        (loss / batch.n_tgt_tokens).backward()
+        if tc.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_norm)
+        self.opt.step()
+        return loss.item()
+
+
+def check_compatible(ckpt: dict, model_cfg: ModelConfig) -> None:
+    """Refuse to continue a checkpoint whose model settings differ from the requested ones."""
+    saved = ckpt["model_info"]["config"]
+    shape_keys = ("emb_dim", "hidden_dim", "maxout_dim", "maxout_pool", "reset_after")
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs requested {getattr(model_cfg, k)!r}" for k in shape_keys
+             if saved.get(k) != getattr(model_cfg, k)]
+    if diffs:
+        raise NMTError("checkpoint does not match model config (" + "; ".join(diffs) + ")")
+
+
+def train(cfg: Config) -> TrainState:
+    """Train (or resume) a model as configured; returns the final training state."""
+    return Run(cfg).fit()
