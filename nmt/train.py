@@ -211,8 +211,9 @@ class Run:
                         bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{rate:,.0f}", epoch=s.epoch + 1)
                         if not interactive:
                             eta = (total - s.step) * s.elapsed_s / max(s.step, 1)
-                            print(f"step {s.step}/{total} | epoch {s.epoch + 1} | loss {avg:.3f} | {rate:,.0f} tgt tok/s"
-                                  f" | {s.elapsed_s / 60:.1f} min | eta {eta / 60:.1f} min", flush=True)
+                            print(f"step {s.step}/{total} | epoch {s.epoch + 1} | loss {avg:.3f} | "
+                                  f"{rate:,.0f} tgt tok/s | {s.elapsed_s / 60:.1f} min | eta {eta / 60:.1f} min",
+                                  flush=True)
                         win_tok, win_loss, win_start = 0, 0.0, time.monotonic()
                     out_of_time = tc.max_minutes > 0 and s.elapsed_s >= tc.max_minutes * 60
                     if tc.max_steps > 0 and s.step >= tc.max_steps:

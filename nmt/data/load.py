@@ -139,7 +139,8 @@ def load_table(pattern: str, fmt: str, split: str, src_lang: str, tgt_lang: str)
         else:
             ds = datasets.load_dataset("json" if fmt == "jsonl" else "parquet", data_files=str(path), split="train")
     except Exception as err:  # datasets wraps parser errors in several types
-        raise NMTError(f"cannot read {path} as {fmt}: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise NMTError(f"cannot read {path} as {fmt}: {reason}") from None
     return _to_src_tgt(ds, src_lang, tgt_lang, str(path))
 
 

@@ -30,7 +30,8 @@ class Tokenizer:
         self.src_model = src_model
         self.tgt_model = tgt_model if tgt_model is not None else src_model
         self.src = spm.SentencePieceProcessor(model_proto=self.src_model)
-        self.tgt = self.src if self.tgt_model == self.src_model else spm.SentencePieceProcessor(model_proto=self.tgt_model)
+        joint = self.tgt_model == self.src_model
+        self.tgt = self.src if joint else spm.SentencePieceProcessor(model_proto=self.tgt_model)
         for sp in (self.src, self.tgt):
             if (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id()) != (PAD, UNK, BOS, EOS):
                 raise NMTError("sentencepiece model has unexpected special ids (need pad=0 unk=1 bos=2 eos=3)")

@@ -1,0 +1,41 @@
+# nmt: GRU RNN Encoder-Decoder (Cho et al. 2014). `make help` lists the targets.
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+ARGS ?=
+STAMP := .make/installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install train train-multi30k test test-full lint data clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@echo "  (pass Hydra overrides to training with ARGS='train.max_minutes=10 model.hidden_dim=256')"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m pip install $(TORCH)
+	$(PYTHON) -m pip install -e '.[dev]'
+	@mkdir -p $(dir $@) && touch $@
+
+install: $(STAMP) ## install torch (CPU wheel) and nmt with its dev tools
+
+train: $(STAMP) ## install if needed, then train on the embedded Spanish-English corpus (about 25 min on 2 cores)
+	nmt train $(ARGS)
+
+train-multi30k: $(STAMP) ## train on Multi30k de-en from ../shared/data/multi30k (60 min budget)
+	nmt train data=multi30k data.local_dir=../shared/data/multi30k train.max_minutes=60 train.max_epochs=100 \
+		train.patience=0 train.eval_every=260 $(ARGS)
+
+test: $(STAMP) ## run the fast test suite (a few minutes on 2 cores)
+	$(PYTHON) -m pytest -q
+
+test-full: $(STAMP) ## run every test, slow ones included
+	$(PYTHON) -m pytest -q -m "slow or not slow"
+
+lint: $(STAMP) ## ruff over the code and tests
+	$(PYTHON) -m ruff check nmt tests data/build_bible.py
+
+data: ## rebuild data/bible-es-en from Debian's SWORD modules (needs apt; see data/README.md)
+	$(PYTHON) data/build_bible.py
+
+clean: ## remove caches and build stamps (keeps runs/)
+	rm -rf .make .pytest_cache .ruff_cache *.egg-info
