@@ -211,6 +211,8 @@ class Run:
                         bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{rate:,.0f}", epoch=s.epoch + 1)
                         if not interactive:
                             eta = (total - s.step) * s.elapsed_s / max(s.step, 1)
+                            if tc.max_minutes > 0:
+                                eta = min(eta, tc.max_minutes * 60 - s.elapsed_s)
                             print(f"step {s.step}/{total} | epoch {s.epoch + 1} | loss {avg:.3f} | "
                                   f"{rate:,.0f} tgt tok/s | {s.elapsed_s / 60:.1f} min | eta {eta / 60:.1f} min",
                                   flush=True)
