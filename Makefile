@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## install torch (CPU wheel) and nmt with its dev tools
 
-train: $(STAMP) ## install if needed, then train on the embedded Spanish-English corpus (about 25 min on 2 cores)
-	nmt train $(ARGS)
+train: $(STAMP) ## install if needed, then train on the embedded Spanish-English corpus (25-minute budget)
+	nmt train train.max_minutes=25 $(ARGS)
 
 train-multi30k: $(STAMP) ## train on Multi30k de-en from ../shared/data/multi30k (60 min budget)
 	nmt train data=multi30k data.local_dir=../shared/data/multi30k train.max_minutes=60 train.max_epochs=100 \
