@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from nmt.config import Config
 from nmt.errors import NMTError
@@ -48,6 +49,10 @@ def _train_main(cfg: DictConfig) -> None:
 
     try:
         train(to_config(cfg))
+    except MissingMandatoryValue as err:
+        print(f"nmt train: error: missing value for {err.full_key}: give it on the command line "
+              f"({err.full_key}=...)", file=sys.stderr)
+        sys.exit(2)
     except NMTError as err:  # raised inside the Hydra job: report it in one line, not as a traceback
         print(f"nmt train: error: {err}", file=sys.stderr)
         sys.exit(2)

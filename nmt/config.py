@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from omegaconf import MISSING
+
 
 @dataclass
 class SplitNames:
@@ -25,12 +27,12 @@ class DataConfig:
 
     name: str = "bible-es-en"
     format: str = "text"  # text | tsv | jsonl | parquet | hub
-    path: str | None = "data/bible-es-en"  # folder (text) or file pattern with {split} (tsv/jsonl/parquet)
+    path: str | None = MISSING  # folder (text) or file pattern with {split} (tsv/jsonl/parquet)
     hub_name: str | None = None  # Hugging Face dataset id, for format=hub
     hub_config: str | None = None  # its configuration name (e.g. "fr-en" for wmt14)
     local_dir: str | None = None  # if set, read {local_dir}/{split}.{lang}[.gz] instead of the hub
-    src_lang: str = "es"
-    tgt_lang: str = "en"
+    src_lang: str = MISSING  # required: a config file or override must give it
+    tgt_lang: str = MISSING
     splits: SplitNames = field(default_factory=SplitNames)
     local_splits: SplitNames = field(default_factory=SplitNames)  # split file stems under local_dir
     max_len: int = 100  # drop training pairs longer than this many pieces on either side
