@@ -190,6 +190,8 @@ class Run:
         bar = tqdm(total=total, initial=s.step, unit="step", dynamic_ncols=True, disable=not interactive)
         win_tok, win_loss, win_start = 0, 0.0, time.monotonic()
         stop, reason = False, "max_epochs"
+        if tc.max_steps > 0 and s.step >= tc.max_steps:  # resuming a finished run: no extra update
+            stop, reason = True, "max_steps"
         self.model.train()
         try:
             while not stop and s.epoch < tc.max_epochs:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def read_lines(path: Path) -> Iterator[str]:
                 if lineno == 1:
                     line = line.removeprefix("\ufeff")
                 yield line.rstrip("\n").rstrip("\r")
-    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError; bad deflate data is not
         raise NMTError(f"cannot read {path}: {err}") from None
 
 
@@ -139,7 +140,9 @@ def load_table(pattern: str, fmt: str, split: str, src_lang: str, tgt_lang: str)
         else:
             ds = datasets.load_dataset("json" if fmt == "jsonl" else "parquet", data_files=str(path), split="train")
     except Exception as err:  # datasets wraps parser errors in several types
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        while err.__cause__ is not None:  # the parser's own message names the bad line
+            err = err.__cause__
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise NMTError(f"cannot read {path} as {fmt}: {reason}") from None
     return _to_src_tgt(ds, src_lang, tgt_lang, str(path))
 

@@ -1,0 +1,152 @@
+"""Tests for :mod:`nmt.checkpoint`: round trip, run directories, corrupt files and atomic writes."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from nmt import checkpoint
+from nmt.errors import NMTError
+
+
+@pytest.fixture
+def payload() -> dict:
+    torch.manual_seed(0)
+    return {
+        "model": {"w": torch.randn(3, 5), "b": torch.zeros(5)},
+        "model_info": {"config": {"hidden_dim": 5}, "src_vocab": 11, "tgt_vocab": 13},
+        "tokenizer": {"src": b"\x00spm-src", "tgt": b"\x00spm-tgt"},
+        "step": 42,
+        "train_state": {"best": None, "history": [[1, 2.5]]},
+    }
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k, v in a.items():
+        if isinstance(v, dict):
+            _same(v, b[k])
+        elif isinstance(v, torch.Tensor):
+            assert torch.equal(v, b[k]), k
+        else:
+            assert v == b[k], k
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_round_trip(tmp_path: Path, payload: dict) -> None:
+    path = tmp_path / "sub" / "last.pt"  # the folder is created
+    checkpoint.save(payload, path)
+    got = checkpoint.load(path)
+    assert got["format"] == checkpoint.FORMAT
+    _same({k: v for k, v in got.items() if k != "format"}, payload)
+    assert _leftovers(path.parent) == []
+
+
+def test_save_replaces_existing(tmp_path: Path, payload: dict) -> None:
+    path = tmp_path / "last.pt"
+    checkpoint.save(payload, path)
+    checkpoint.save({**payload, "step": 43}, path)
+    assert checkpoint.load(str(path))["step"] == 43
+
+
+def test_run_directory_resolves_to_best_then_last(tmp_path: Path, payload: dict) -> None:
+    checkpoint.save({**payload, "step": 7}, tmp_path / "last.pt")
+    assert checkpoint.load(tmp_path)["step"] == 7
+    checkpoint.save({**payload, "step": 5}, tmp_path / "best.pt")
+    assert checkpoint.load(tmp_path)["step"] == 5
+
+
+def test_missing_checkpoint_and_empty_run_dir(tmp_path: Path) -> None:
+    with pytest.raises(NMTError, match="nope.pt"):
+        checkpoint.load(tmp_path / "nope.pt")
+    with pytest.raises(NMTError, match="no checkpoint"):
+        checkpoint.load(tmp_path)
+
+
+@pytest.mark.parametrize("keep", [0, 1, 100, -20], ids=["empty", "one-byte", "head", "truncated"])
+def test_truncated_file_is_an_nmt_error(tmp_path: Path, payload: dict, keep: int) -> None:
+    good = tmp_path / "good.pt"
+    checkpoint.save(payload, good)
+    data = good.read_bytes()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(data[:keep])
+    with pytest.raises(NMTError, match=r"bad\.pt"):
+        checkpoint.load(bad)
+
+
+def test_garbage_file_is_an_nmt_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a checkpoint\n" * 50)
+    with pytest.raises(NMTError, match=r"bad\.pt"):
+        checkpoint.load(bad)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_damaged_bytes_never_escape_as_other_errors(tmp_path: Path, payload: dict) -> None:
+    """Flipped bytes anywhere: the file either still loads or fails with NMTError, never a raw traceback."""
+    good = tmp_path / "good.pt"
+    checkpoint.save(payload, good)
+    data = good.read_bytes()
+    rng = random.Random(0)
+    bad = tmp_path / "bad.pt"
+    for _ in range(40):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        bad.write_bytes(bytes(damaged))
+        try:
+            checkpoint.load(bad)
+        except NMTError as err:
+            assert "bad.pt" in str(err) and "\n" not in str(err)
+
+
+@pytest.mark.parametrize("obj", [{"w": torch.ones(2)}, [1, 2, 3], torch.zeros(3)], ids=["dict", "list", "tensor"])
+def test_torch_file_that_is_not_a_checkpoint(tmp_path: Path, obj: object) -> None:
+    path = tmp_path / "weights.pt"
+    torch.save(obj, path)
+    with pytest.raises(NMTError, match="not an nmt checkpoint"):
+        checkpoint.load(path)
+
+
+class Unsafe:
+    """Arbitrary pickled objects must not be loaded (weights_only)."""
+
+
+def test_pickled_object_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"format": checkpoint.FORMAT, "obj": Unsafe()}, path)
+    with pytest.raises(NMTError, match=r"evil\.pt"):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()],
+                         ids=["disk-full", "interrupt"])
+def test_failure_mid_write_keeps_previous_checkpoint(tmp_path: Path, payload: dict,
+                                                     monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    path = tmp_path / "last.pt"
+    checkpoint.save(payload, path)
+    before = path.read_bytes()
+
+    real_save = torch.save
+
+    def half_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 partial zip")  # some bytes reach the temporary file first
+        raise error
+
+    monkeypatch.setattr(checkpoint.torch, "save", half_save)
+    expected = NMTError if isinstance(error, OSError) else type(error)
+    with pytest.raises(expected) as err:
+        checkpoint.save({**payload, "step": 99}, path)
+    if expected is NMTError:
+        assert "last.pt" in str(err.value) and "No space left" in str(err.value)
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+
+    assert path.read_bytes() == before
+    assert checkpoint.load(path)["step"] == 42
+    assert _leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

@@ -1,0 +1,259 @@
+"""The ``nmt`` command end to end (subprocesses), and every config group composed with Hydra's compose API."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from nmt import checkpoint
+from nmt.cli import CONF_DIR, register_configs
+from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
+from nmt.data.tokenizer import Tokenizer
+from nmt.model.seq2seq import Seq2Seq
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STEPS, EVAL_EVERY = 6, 3
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    """The current environment with private Hugging Face caches, offline, and this checkout importable."""
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "HF_DATASETS_CACHE": str(tmp / "hf-datasets"), "HF_HOME": str(tmp / "hf-home"),
+            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": path}
+
+
+def nmt(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``python -m nmt ARGS`` in ``cwd`` (so stray outputs land there) and capture its output."""
+    return subprocess.run([sys.executable, "-m", "nmt", *args], cwd=cwd, env=_env(cwd), capture_output=True,
+                          text=True, timeout=300)
+
+
+def train_args(corpus: Path, run_dir: Path, cache: Path, *extra: str) -> list[str]:
+    return [
+        "train", "data=files", f"data.path={corpus}", "data.src_lang=xx", "data.tgt_lang=yy",
+        "data.vocab_size=40", f"data.cache_dir={cache}",
+        "model.emb_dim=8", "model.hidden_dim=16", "model.maxout_dim=6",
+        f"train.max_steps={STEPS}", f"train.eval_every={EVAL_EVERY}", "train.batch_tokens=200",
+        "train.log_every=2", "train.threads=1", f"hydra.run.dir={run_dir}", *extra,
+    ]
+
+
+def last_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines, "nothing on stderr"
+    return lines[-1]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory, corpus_writer: Callable[..., Path]) -> Path:
+    """A folder holding the tiny corpus (``corpus/``) and the sentencepiece cache shared by these runs."""
+    tmp = tmp_path_factory.mktemp("cli")
+    corpus_writer(tmp / "corpus")
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def trained_run(work: Path) -> Path:
+    """A run directory after ``nmt train`` for STEPS updates (shared: tests copy it before changing it)."""
+    run = work / "run"
+    out = nmt(*train_args(work / "corpus", run, work / "nmt-cache"), cwd=work)
+    assert out.returncode == 0, out.stderr
+    return run
+
+
+def _copy_run(run: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "run"
+    shutil.copytree(run, dst)
+    return dst
+
+
+# --------------------------------------------------------------------------- training runs
+
+
+def test_train_writes_run_directory(trained_run: Path) -> None:
+    for name in ("best.pt", "last.pt", "metrics.jsonl", "config.json", "src.model", "tgt.model",
+                 ".hydra/config.yaml"):
+        assert (trained_run / name).is_file(), name
+    cfg = json.loads((trained_run / "config.json").read_text())
+    assert cfg["run_dir"] == str(trained_run) and cfg["model"]["hidden_dim"] == 16
+    assert OmegaConf.load(trained_run / ".hydra" / "config.yaml").train.max_steps == STEPS
+    rows = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "dev"] == [3, 6]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == [2, 4, 6]
+    last = checkpoint.load(trained_run / "last.pt")
+    assert last["step"] == last["train_state"]["step"] == STEPS
+    assert {"optimizer", "rng"} <= last.keys()
+    best = checkpoint.load(trained_run)  # a run directory means its best.pt
+    assert best["step"] in (3, 6) and "optimizer" not in best
+
+
+def test_checkpoint_rebuilds_model_and_tokenizer(trained_run: Path) -> None:
+    ckpt = checkpoint.load(trained_run / "best.pt")
+    info = ckpt["model_info"]
+    model = Seq2Seq(ModelConfig(**info["config"]), info["src_vocab"], info["tgt_vocab"])
+    model.load_state_dict(ckpt["model"], strict=True)
+    tok = Tokenizer(ckpt["tokenizer"]["src"], ckpt["tokenizer"]["tgt"])
+    assert tok.tgt_vocab_size == info["tgt_vocab"] == 40
+    assert tok.src_model == (trained_run / "src.model").read_bytes()
+
+
+def test_resume_continues_from_last_step(trained_run: Path, tmp_path: Path, work: Path) -> None:
+    run = _copy_run(trained_run, tmp_path)
+    out = nmt(*train_args(work / "corpus", run, work / "nmt-cache", "train.resume=true", "train.max_steps=9"),
+              cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "resumed" in out.stdout + out.stderr and "step 6" in out.stdout + out.stderr
+    last = checkpoint.load(run / "last.pt")
+    assert last["step"] == last["train_state"]["step"] == 9
+    assert [h[0] for h in last["train_state"]["history"]] == [3, 6, 9]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "dev"] == [3, 6, 9]  # appended, not restarted
+
+
+def test_second_run_in_same_directory_is_refused(trained_run: Path, tmp_path: Path, work: Path) -> None:
+    run = _copy_run(trained_run, tmp_path)
+    before = (run / "last.pt").read_bytes()
+    out = nmt(*train_args(work / "corpus", run, work / "nmt-cache"), cwd=tmp_path)
+    assert out.returncode != 0
+    line = last_line(out.stderr)
+    assert "already holds a run" in line and "train.resume=true" in line and str(run) in line
+    assert "Traceback" not in out.stderr
+    assert (run / "last.pt").read_bytes() == before
+
+
+# --------------------------------------------------------------------------- one-line errors
+
+
+def _break_misaligned(corpus: Path) -> list[str]:
+    lines = (corpus / "train.yy").read_text().splitlines()
+    (corpus / "train.yy").write_text("\n".join(lines[:-2]) + "\n")
+    return ["misaligned", "train.xx", "train.yy", f"has {len(lines)} lines", f"has {len(lines) - 2}"]
+
+
+def _break_missing(corpus: Path) -> list[str]:
+    (corpus / "dev.xx").unlink()
+    return ["missing", "dev.xx"]
+
+
+def _break_empty(corpus: Path) -> list[str]:
+    (corpus / "train.xx").write_bytes(b"")
+    return ["empty", "train.xx"]
+
+
+@pytest.mark.parametrize("breakage", [_break_misaligned, _break_missing, _break_empty],
+                         ids=["misaligned", "missing", "empty"])
+def test_bad_corpus_fails_with_one_line(tmp_path: Path, corpus_writer: Callable[..., Path],
+                                       breakage: Callable[[Path], list[str]]) -> None:
+    corpus = corpus_writer(tmp_path / "corpus")
+    expected = breakage(corpus)
+    out = nmt(*train_args(corpus, tmp_path / "run", tmp_path / "nmt-cache"), cwd=tmp_path)
+    assert out.returncode != 0
+    line = last_line(out.stderr)
+    assert line.startswith("nmt train: error:")
+    for part in expected:
+        assert part in line, (part, line)
+    assert "Traceback" not in out.stderr
+
+
+def test_config_typo_fails_at_composition(tmp_path: Path) -> None:
+    out = nmt("train", "train.lrr=1", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "lrr" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_missing_required_value(tmp_path: Path) -> None:
+    out = nmt("train", "data=files", "data.src_lang=xx", "data.tgt_lang=yy", f"hydra.run.dir={tmp_path / 'r'}",
+              cwd=tmp_path)
+    assert out.returncode != 0
+    assert "data.path" in last_line(out.stderr) and "Traceback" not in out.stderr
+
+
+def test_help(tmp_path: Path) -> None:
+    out = nmt("--help", cwd=tmp_path)
+    assert out.returncode == 0 and "train" in out.stdout and "usage" in out.stdout.lower()
+    out = nmt("train", "--help", cwd=tmp_path)
+    assert out.returncode == 0
+    for text in ("data: ", "model: ", "train: ", "max_steps", "multi30k"):
+        assert text in out.stdout, text
+    assert not any(tmp_path.iterdir())  # --help writes no run directory
+
+
+def test_unknown_command(tmp_path: Path) -> None:
+    out = nmt("translate-everything", cwd=tmp_path)
+    assert out.returncode != 0 and "translate-everything" in out.stderr
+
+
+# --------------------------------------------------------------------------- Hydra compose API
+
+
+def _group_options() -> list[tuple[str, str]]:
+    conf = Path(CONF_DIR)
+    return sorted((d.name, f.stem) for d in conf.iterdir() if d.is_dir() for f in d.glob("*.yaml"))
+
+
+REQUIRED = {"files": ["data.path=corpus", "data.src_lang=xx", "data.tgt_lang=yy"]}
+
+
+@pytest.fixture(scope="module")
+def hydra_conf() -> Iterator[None]:
+    register_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        yield
+
+
+def _compose(*overrides: str) -> Config:
+    cfg = compose("train", overrides=["run_dir=/tmp/nmt-test-run", *overrides])
+    return OmegaConf.to_object(cfg)
+
+
+@pytest.mark.parametrize(("group", "option"), _group_options(), ids=lambda x: str(x))
+def test_every_group_option_composes_to_typed_config(hydra_conf: None, group: str, option: str) -> None:
+    cfg = _compose(f"{group}={option}", *REQUIRED.get(option if group == "data" else "", []))
+    assert isinstance(cfg, Config)
+    assert isinstance(cfg.data, DataConfig) and isinstance(cfg.model, ModelConfig)
+    assert isinstance(cfg.train, TrainConfig)
+    assert cfg.run_dir == "/tmp/nmt-test-run" and cfg.name == f"{cfg.data.name}-{cfg.model.name}"
+    if group in ("data", "model", "train"):  # the group file's values arrive in the typed config
+        node = getattr(cfg, group)
+        for key, value in OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / group / f"{option}.yaml")).items():
+            if value != "???":
+                got = getattr(node, key)
+                got = got if not hasattr(got, "__dataclass_fields__") else {
+                    k: getattr(got, k) for k in got.__dataclass_fields__}
+                assert got == value or list(got) == value, (key, got, value)
+
+
+def test_experiment_overrides_groups(hydra_conf: None) -> None:
+    cfg = _compose("experiment=cho2014")
+    assert cfg.model.name == "cho2014" and cfg.model.hidden_dim == 1000
+    assert cfg.train.optimizer == "adadelta"
+
+
+def test_defaults_compose_without_overrides(hydra_conf: None) -> None:
+    cfg = _compose()
+    assert cfg.data.name == "bible-es-en" and cfg.model.name == "small" and cfg.train.optimizer == "adam"
+    # the default group files only repeat (and comment) the dataclass defaults
+    assert replace(cfg.train, adam_betas=tuple(cfg.train.adam_betas)) == TrainConfig()
+    assert cfg.model == ModelConfig()
+
+
+def test_files_without_path_is_missing(hydra_conf: None) -> None:
+    with pytest.raises(MissingMandatoryValue):
+        _compose("data=files")
+
+
+def test_unknown_key_is_rejected(hydra_conf: None) -> None:
+    with pytest.raises(Exception, match="lrr"):
+        _compose("train.lrr=1")

@@ -1,0 +1,121 @@
+"""Tests for :mod:`nmt.train`: schedules and optimizers as pure functions, and ``train(cfg)`` in-process."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from nmt import checkpoint
+from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
+from nmt.errors import NMTError
+from nmt.train import check_compatible, learning_rate, make_optimizer, train
+
+# --------------------------------------------------------------------------- learning rate
+
+
+def test_constant_schedule_with_warmup() -> None:
+    cfg = replace(TrainConfig(), lr=1e-3, schedule="constant", warmup_steps=4)
+    assert [learning_rate(s, cfg, 1.0) for s in (1, 2, 4, 5, 1000)] == pytest.approx(
+        [2.5e-4, 5e-4, 1e-3, 1e-3, 1e-3])
+
+
+def test_inverse_sqrt_schedule() -> None:
+    cfg = replace(TrainConfig(), lr=1e-3, schedule="inverse_sqrt", warmup_steps=100)
+    assert learning_rate(50, cfg, 1.0) == pytest.approx(5e-4)
+    assert learning_rate(100, cfg, 1.0) == pytest.approx(1e-3)
+    assert learning_rate(400, cfg, 1.0) == pytest.approx(5e-4)
+    lrs = [learning_rate(s, cfg, 1.0) for s in range(100, 2000, 50)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+def test_plateau_scale_and_floor() -> None:
+    cfg = replace(TrainConfig(), lr=1e-3, schedule="plateau", min_lr=1e-4)
+    assert learning_rate(10, cfg, 0.5) == pytest.approx(5e-4)
+    assert learning_rate(10, cfg, 1e-6) == pytest.approx(1e-4)  # never below min_lr
+
+
+def test_unknown_schedule_and_optimizer() -> None:
+    with pytest.raises(NMTError, match="cosine"):
+        learning_rate(1, replace(TrainConfig(), schedule="cosine"), 1.0)
+    with pytest.raises(NMTError, match="sgd"):
+        make_optimizer(torch.nn.Linear(2, 3), replace(TrainConfig(), optimizer="sgd"))
+
+
+@pytest.mark.parametrize(("name", "cls"), [("adam", torch.optim.Adam), ("adadelta", torch.optim.Adadelta)])
+def test_make_optimizer(name: str, cls: type) -> None:
+    opt = make_optimizer(torch.nn.Linear(2, 3), replace(TrainConfig(), optimizer=name, lr=0.5))
+    assert isinstance(opt, cls) and opt.param_groups[0]["lr"] == 0.5
+
+
+def test_check_compatible_names_the_difference() -> None:
+    ckpt = {"model_info": {"config": {"emb_dim": 8, "hidden_dim": 16, "maxout_dim": 6, "maxout_pool": 2,
+                                      "reset_after": True}}}
+    cfg = replace(ModelConfig(), emb_dim=8, hidden_dim=16, maxout_dim=6)
+    check_compatible(ckpt, cfg)
+    check_compatible(ckpt, replace(cfg, dropout=0.5))  # not a shape: allowed
+    with pytest.raises(NMTError, match="hidden_dim: checkpoint 16 vs requested 32"):
+        check_compatible(ckpt, replace(cfg, hidden_dim=32))
+
+
+# --------------------------------------------------------------------------- train(cfg)
+
+
+def _config(data: DataConfig, run_dir: Path, **train_kw) -> Config:
+    model = replace(ModelConfig(), emb_dim=8, hidden_dim=16, maxout_dim=6, dropout=0.2)
+    tc = replace(TrainConfig(), **{"max_steps": 6, "eval_every": 3, "batch_tokens": 400, "log_every": 100,
+                                   **train_kw})
+    return Config(data=data, model=model, train=tc, name="test", run_dir=str(run_dir))
+
+
+def test_resumed_run_equals_uninterrupted_run(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
+    """3 steps, stop, resume to 6 gives bit-identical weights to 6 steps in one go (rng, batches, optimizer)."""
+    straight = train(_config(tiny_data_cfg, tmp_path / "straight"))
+    assert straight.step == 6 and straight.epoch >= 1  # crosses an epoch boundary
+    train(_config(tiny_data_cfg, tmp_path / "split", max_steps=3))
+    resumed = train(_config(tiny_data_cfg, tmp_path / "split", resume=True))
+    assert resumed.step == 6
+    a, b = checkpoint.load(tmp_path / "straight" / "last.pt"), checkpoint.load(tmp_path / "split" / "last.pt")
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert a["train_state"]["history"] == b["train_state"]["history"]
+    assert math.isclose(a["optimizer"]["param_groups"][0]["lr"], b["optimizer"]["param_groups"][0]["lr"])
+
+
+def test_resuming_a_finished_run_adds_no_update(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
+    train(_config(tiny_data_cfg, tmp_path / "run"))
+    before = checkpoint.load(tmp_path / "run" / "last.pt")
+    state = train(_config(tiny_data_cfg, tmp_path / "run", resume=True))
+    assert state.step == 6 and [h[0] for h in state.history] == [3, 6]
+    after = checkpoint.load(tmp_path / "run" / "last.pt")
+    assert after["step"] == 6
+    for name, tensor in before["model"].items():
+        assert torch.equal(tensor, after["model"][name]), name
+
+
+def test_resume_refuses_a_different_model(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
+    train(_config(tiny_data_cfg, tmp_path / "run", max_steps=2, eval_every=2))
+    cfg = _config(tiny_data_cfg, tmp_path / "run", resume=True)
+    with pytest.raises(NMTError, match="hidden_dim"):
+        train(replace(cfg, model=replace(cfg.model, hidden_dim=18)))
+
+
+def test_resume_without_checkpoint(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
+    with pytest.raises(NMTError, match="last.pt"):
+        train(_config(tiny_data_cfg, tmp_path / "empty", resume=True))
+
+
+def test_length_filter_drops_long_pairs(tiny_data_cfg: DataConfig) -> None:
+    from nmt.data.prepare import prepare
+
+    full = prepare(tiny_data_cfg)
+    short = prepare(replace(tiny_data_cfg, max_len=6), full.tokenizer)
+    assert len(full.train_src) == full.n_train_raw == 60
+    assert 0 < len(short.train_src) < 60
+    assert all(0 < len(s) <= 6 and 0 < len(t) <= 6 for s, t in zip(short.train_src, short.train_tgt,
+                                                                       strict=True))
+    assert len(short.dev_src) == len(full.dev_src) == len(short.dev_refs) == 8  # dev is never filtered
+    assert short.tokenizer.decode_tgt(short.dev_tgt) == short.dev_refs
