@@ -56,6 +56,7 @@ class ModelConfig:
     dropout: float = 0.2  # on embeddings and the readout
     cell: str = "fused"  # fused (torch.nn.GRU) | equations (nmt.model.gru, the gate equations)
     reset_after: bool = True  # reset gate after the recurrent matmul (cuDNN form); false: Cho 2014 form
+    reverse_source: bool = False  # read the source right to left (Sutskever et al. 2014); not in Cho 2014
     init: str = "cho2014"  # cho2014 (orthogonal recurrent, N(0, init_std) elsewhere) | torch
     init_std: float = 0.01
 

@@ -264,7 +264,7 @@ class Run:
 def check_compatible(ckpt: dict, model_cfg: ModelConfig) -> None:
     """Refuse to continue a checkpoint whose model settings differ from the requested ones."""
     saved = ckpt["model_info"]["config"]
-    shape_keys = ("emb_dim", "hidden_dim", "maxout_dim", "maxout_pool", "reset_after")
+    shape_keys = ("emb_dim", "hidden_dim", "maxout_dim", "maxout_pool", "reset_after", "reverse_source")
     diffs = [f"{k}: checkpoint {saved.get(k)!r} vs requested {getattr(model_cfg, k)!r}" for k in shape_keys
              if saved.get(k) != getattr(model_cfg, k)]
     if diffs:

@@ -29,7 +29,7 @@ class Seq2Seq(nn.Module):
         self.cfg = cfg
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
         common = {"dropout": cfg.dropout, "cell": cfg.cell, "reset_after": cfg.reset_after}
-        self.encoder = Encoder(src_vocab, cfg.emb_dim, cfg.hidden_dim, **common)
+        self.encoder = Encoder(src_vocab, cfg.emb_dim, cfg.hidden_dim, reverse=cfg.reverse_source, **common)
         self.decoder = Decoder(tgt_vocab, cfg.emb_dim, cfg.hidden_dim, cfg.maxout_dim, cfg.maxout_pool, **common)
         if cfg.init == "cho2014":
             init_cho2014(self, cfg.init_std)

@@ -213,22 +213,29 @@ def test_describe_rebuilds_the_model() -> None:
 def test_greedy_is_argmax_of_teacher_forcing_on_its_own_output(cell: str) -> None:
     model, b = _model(cell=cell, dropout=0.0), _batch()
     model = model.double()  # no near-ties between the two computations
-    with torch.no_grad():
-        model.decoder.out.bias[EOS] += 0.4  # so that some rows end with EOS before their cap
     caps = torch.tensor([4, 9, 2, 12])
-    hyps = greedy(model, b.src, b.src_len, caps)
-    stopped = []
-    for i, y in enumerate(hyps):
-        assert len(y) <= int(caps[i]) and EOS not in y
-        forced = collate([b.src[i, : b.src_len[i]].tolist()], [y], [i])
+    stopped, capped = 0, 0
+    for eos_bias in (0.0, 0.5, 1.0, 1.5, 2.0):  # from "never EOS" to "EOS at once": both endings occur
         with torch.no_grad():
-            _, c = model.encoder(forced.src, forced.src_len)
-            pred = model.decoder.out(model.decoder.features(forced.tgt_in, c)).argmax(-1)[0]
-        assert pred[: len(y)].tolist() == y
-        if len(y) < int(caps[i]):  # stopped early: because the model predicted EOS
-            assert int(pred[len(y)]) == EOS
-            stopped.append(i)
-    assert 0 < len(stopped) < len(hyps)  # both ways of ending were exercised
+            model.decoder.out.bias[EOS] += eos_bias
+        hyps = greedy(model, b.src, b.src_len, caps)
+        for i, y in enumerate(hyps):
+            assert len(y) <= int(caps[i]) and EOS not in y
+            forced = collate([b.src[i, : b.src_len[i]].tolist()], [y], [i])
+            with torch.no_grad():
+                _, c = model.encoder(forced.src, forced.src_len)
+                logits = model.decoder.out(model.decoder.features(forced.tgt_in, c))
+                logits[..., [PAD, BOS]] = float("-inf")  # search never emits these
+                pred = logits.argmax(-1)[0]
+            assert pred[: len(y)].tolist() == y
+            if len(y) < int(caps[i]):  # stopped early: because the model predicted EOS
+                assert int(pred[len(y)]) == EOS
+                stopped += 1
+            else:
+                capped += 1
+        with torch.no_grad():
+            model.decoder.out.bias[EOS] -= eos_bias
+    assert stopped > 0 and capped > 0  # both ways of ending were exercised
 
 
 def test_greedy_of_a_batch_equals_greedy_of_each_sentence() -> None:
@@ -283,3 +290,15 @@ def test_greedy_stops_when_all_rows_are_done() -> None:
 def test_max_lengths() -> None:
     assert max_lengths(torch.tensor([1, 4, 10]), 2.0).tolist() == [12, 18, 30]
     assert max_lengths(torch.tensor([3]), 1.5, extra=0).tolist() == [4]
+
+
+def test_reverse_source_equals_encoding_the_reversed_sentence() -> None:
+    model, b = _model(), _batch()
+    rev = _model(reverse_source=True)
+    rev.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        _, c_rev = rev.encoder(b.src, b.src_len)
+        for i, n in enumerate(b.src_len.tolist()):
+            backwards = b.src[i, :n].flip(0).unsqueeze(0)
+            _, c = model.encoder(backwards, b.src_len[i : i + 1])
+            torch.testing.assert_close(c_rev[i], c[0], atol=1e-6, rtol=0)
