@@ -5,7 +5,7 @@ ARGS ?=
 STAMP := .make/installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train train-multi30k test test-full lint data clean
+.PHONY: help install train translate evaluate train-multi30k test test-full lint data clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -20,6 +20,24 @@ install: $(STAMP) ## install torch (CPU wheel) and nmt with its dev tools
 
 train: $(STAMP) ## install if needed, then train on the embedded Spanish-English corpus (25-minute budget)
 	nmt train train.max_minutes=25 $(ARGS)
+
+RUN ?= runs/bible-es-en-small
+EXAMPLES := "En el principio creó Dios los cielos y la tierra." "Y dijo Dios: Sea la luz: y fué la luz." \
+	"Amarás á tu prójimo como á ti mismo." "El niño come pan en la casa de su padre."
+
+translate: $(STAMP) ## translate example sentences with the model `make train` produced (INPUT=file for yours)
+ifdef INPUT
+	nmt translate checkpoint=$(RUN) input=$(INPUT) $(ARGS)
+else
+	@mkdir -p .make && printf '%s\n' $(EXAMPLES) > .make/examples.es
+	@nmt translate checkpoint=$(RUN) input=.make/examples.es $(ARGS) | paste -d '\n' .make/examples.es - | sed 'n;s/^/  -> /' 
+	@echo "Your own text: make translate INPUT=file.es, or: nmt translate checkpoint=$(RUN) input=in.es output=out.en" >&2
+	@echo "(run nmt translate checkpoint=$(RUN) alone for a prompt; ARGS=decode=beam5 for beam search)" >&2
+endif
+
+evaluate: $(STAMP) ## BLEU, chrF and TER of the `make train` model on the test split (greedy and beam 5)
+	nmt evaluate checkpoint=$(RUN) splits=[test] decode=greedy $(ARGS)
+	nmt evaluate checkpoint=$(RUN) splits=[test] decode=beam5 $(ARGS)
 
 train-multi30k: $(STAMP) ## train on Multi30k de-en from ../shared/data/multi30k (60 min budget)
 	nmt train data=multi30k data.local_dir=../shared/data/multi30k train.max_minutes=60 train.max_epochs=100 \

@@ -43,6 +43,11 @@ class DataConfig:
     spm_input_sentence_size: int = 2_000_000  # sentences sampled to train sentencepiece
     cache_dir: str = "~/.cache/nmt"  # sentencepiece models, keyed by their inputs
 
+    @classmethod
+    def from_dict(cls, d: dict) -> DataConfig:
+        """Rebuild from ``dataclasses.asdict`` output (as stored in checkpoints)."""
+        return cls(**{**d, "splits": SplitNames(**d["splits"]), "local_splits": SplitNames(**d["local_splits"])})
+
 
 @dataclass
 class ModelConfig:
@@ -103,3 +108,60 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     name: str = "default"  # run name (conf/train.yaml puts runs in runs/<name>)
     run_dir: str = "runs/default"  # checkpoints, metrics, tokenizer models, resolved config
+
+
+@dataclass
+class DecodeConfig:
+    """How translations are searched for."""
+
+    method: str = "greedy"  # greedy | beam
+    beam: int = 5  # beam size K (method=beam)
+    alpha: float = 1.0  # length penalty exponent: score / ((5 + length) / 6) ** alpha (method=beam)
+    max_len_ratio: float = 2.0  # output cap: ratio * source pieces + max_len_extra
+    max_len_extra: int = 10
+    batch_tokens: int = 4096  # source pieces per decoding batch (times the beam size for beam search)
+
+
+@dataclass
+class TranslateConfig:
+    """``nmt translate``: a checkpoint, an input and an output."""
+
+    checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
+    input: str = "-"  # a text file, one sentence per line; "-" reads stdin
+    output: str = "-"  # where translations go, one line per input line; "-" writes stdout
+    max_input_len: int = 250  # source pieces kept per line; longer lines are truncated with a warning
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+@dataclass
+class EvaluateConfig:
+    """``nmt evaluate``: translate test sets and score them with sacrebleu."""
+
+    checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
+    splits: list[str] = field(default_factory=lambda: ["test"])  # splits of the checkpoint's data config
+    src: str | None = None  # a source file to evaluate (with ref)
+    ref: str | None = None  # its reference translations, line-aligned
+    sacrebleu_set: str | None = None  # a sacrebleu test set name (e.g. wmt14), downloaded by sacrebleu
+    bootstrap: int = 0  # resamples for a 95% BLEU confidence interval; 0: none
+    out_dir: str | None = None  # hypotheses and report.json; default: <run directory>/eval
+    max_input_len: int = 250  # source pieces kept per line
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+@dataclass
+class ScoreConfig:
+    """``nmt score``: log p(y|x) of given pairs, or of a Moses n-best list's hypotheses."""
+
+    checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
+    src: str | None = None  # source sentences, one a line
+    tgt: str | None = None  # target sentences, line-aligned with src
+    tsv: str | None = None  # instead of src/tgt: source<TAB>target lines
+    nbest: str | None = None  # a Moses n-best list ("id ||| hypothesis ||| features ||| total") for sources in src
+    feature: str = "nmt"  # feature name appended to the n-best list
+    rerank: bool = False  # reorder each n-best list by total + weight * log p(y|x)
+    weight: float = 1.0  # weight of the model score when reranking
+    output: str = "-"  # "-": stdout
+    batch_tokens: int = 4096  # pieces per scoring batch
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default

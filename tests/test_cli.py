@@ -200,7 +200,8 @@ def test_unknown_command(tmp_path: Path) -> None:
 
 def _group_options() -> list[tuple[str, str]]:
     conf = Path(CONF_DIR)
-    return sorted((d.name, f.stem) for d in conf.iterdir() if d.is_dir() for f in d.glob("*.yaml"))
+    return sorted((d.name, f.stem) for d in conf.iterdir() if d.is_dir() and d.name != "decode"
+                  for f in d.glob("*.yaml"))
 
 
 REQUIRED = {"files": ["data.path=corpus", "data.src_lang=xx", "data.tgt_lang=yy"]}
@@ -257,3 +258,15 @@ def test_files_without_path_is_missing(hydra_conf: None) -> None:
 def test_unknown_key_is_rejected(hydra_conf: None) -> None:
     with pytest.raises(Exception, match="lrr"):
         _compose("train.lrr=1")
+
+
+@pytest.mark.parametrize("command", ["translate", "evaluate"])
+@pytest.mark.parametrize("decode", ["greedy", "beam5"])
+def test_decode_options_compose(hydra_conf: None, command: str, decode: str) -> None:
+    cfg = OmegaConf.to_object(compose(command, overrides=["checkpoint=x", f"decode={decode}"]))
+    assert cfg.decode.method == ("beam" if decode == "beam5" else "greedy")
+
+
+def test_score_config_composes(hydra_conf: None) -> None:
+    cfg = OmegaConf.to_object(compose("score", overrides=["checkpoint=x", "src=a", "tgt=b"]))
+    assert cfg.src == "a" and cfg.rerank is False

@@ -16,6 +16,7 @@ import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import datasets
 
@@ -46,22 +47,27 @@ def _open_bytes(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
-def read_lines(path: Path) -> Iterator[str]:
-    """Yield the lines of a UTF-8 text file (plain or gzip) without line ends.
+def decode_lines(stream: IO[bytes], name: str) -> Iterator[str]:
+    """Yield the lines of a binary stream as text without line ends.
 
     A byte-order mark at the start and CR before LF are dropped. Invalid UTF-8 raises NMTError naming
-    the file and the 1-based line number.
+    ``name`` and the 1-based line number.
     """
+    for lineno, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise NMTError(f"{name}:{lineno}: invalid UTF-8 ({err.reason} at byte {err.start})") from None
+        if lineno == 1:
+            line = line.removeprefix("\ufeff")
+        yield line.rstrip("\n").rstrip("\r")
+
+
+def read_lines(path: Path) -> Iterator[str]:
+    """Yield the lines of a UTF-8 text file (plain or gzip), as :func:`decode_lines` does."""
     try:
         with _open_bytes(path) as f:
-            for lineno, raw in enumerate(f, start=1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    raise NMTError(f"{path}:{lineno}: invalid UTF-8 ({err.reason} at byte {err.start})") from None
-                if lineno == 1:
-                    line = line.removeprefix("\ufeff")
-                yield line.rstrip("\n").rstrip("\r")
+            yield from decode_lines(f, str(path))
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError; bad deflate data is not
         raise NMTError(f"cannot read {path}: {err}") from None
 

@@ -1,0 +1,83 @@
+"""Translate text with a trained checkpoint: batches by tokens over length-sorted input, keeps the input order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+
+import torch
+
+from nmt import checkpoint
+from nmt.config import DecodeConfig, ModelConfig
+from nmt.data.batching import collate, token_batches
+from nmt.data.tokenizer import Tokenizer
+from nmt.errors import NMTError
+from nmt.model.seq2seq import Seq2Seq
+from nmt.search import beam_search, greedy, max_lengths
+
+log = logging.getLogger("nmt.translate")
+
+
+class Translator:
+    """A model and its tokenizer, rebuilt from a self-describing checkpoint."""
+
+    def __init__(self, ckpt: dict) -> None:
+        info = ckpt["model_info"]
+        self.tokenizer = Tokenizer(ckpt["tokenizer"]["src"], ckpt["tokenizer"]["tgt"])
+        if (self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size) != (info["src_vocab"], info["tgt_vocab"]):
+            raise NMTError("checkpoint's tokenizer and model disagree on vocabulary sizes")
+        self.model = Seq2Seq(ModelConfig(**info["config"]), info["src_vocab"], info["tgt_vocab"])
+        self.model.load_state_dict(ckpt["model"])
+        self.model.eval()
+        self.config = ckpt.get("config", {})
+        self.step = ckpt.get("step")
+
+    @classmethod
+    def load(cls, path: str) -> Translator:
+        return cls(checkpoint.load(path))
+
+    def _search(self, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[int]]:
+        batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids)))
+        caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
+        if dc.method == "greedy":
+            return greedy(self.model, batch.src, batch.src_len, caps)
+        if dc.method == "beam":
+            return [h[0].tokens for h in beam_search(self.model, batch.src, batch.src_len, caps,
+                                                     beam=dc.beam, alpha=dc.alpha)]
+        raise NMTError(f"unknown decode.method {dc.method!r}: use greedy or beam")
+
+    @torch.no_grad()
+    def translate(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
+                  first_line: int = 1) -> list[str]:
+        """One translation per input line, in input order; empty lines give empty lines.
+
+        Lines longer than ``max_input_len`` pieces are truncated, with one warning naming the first such line.
+        """
+        ids = self.tokenizer.encode_src(lines)
+        long = [i for i, x in enumerate(ids) if len(x) > max_input_len]
+        if long:
+            log.warning("line %d (and %d more) longer than %d pieces: truncated", first_line + long[0],
+                        len(long) - 1, max_input_len)
+            ids = [x[:max_input_len] for x in ids]
+        todo = [i for i, x in enumerate(ids) if x]
+        out = [""] * len(lines)
+        budget = max(dc.batch_tokens // (dc.beam if dc.method == "beam" else 1), 1)
+        lens = [len(ids[i]) for i in todo]
+        for group in token_batches(lens, lens, budget, shuffle=False):
+            rows = [todo[j] for j in group]
+            hyps = self._search([ids[i] for i in rows], dc)
+            for i, text in zip(rows, self.tokenizer.decode_tgt(hyps), strict=True):
+                out[i] = text
+        return out
+
+
+def chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Group lines into lists of ``size`` (bounded memory on long inputs)."""
+    buf: list[str] = []
+    for line in lines:
+        buf.append(line)
+        if len(buf) == size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf

@@ -1,0 +1,122 @@
+"""`nmt translate` and `nmt evaluate` on a tiny trained run: counts, order, stdin = file, errors, reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_cli import _env, last_line, nmt, train_args
+
+from nmt.config import DecodeConfig
+from nmt.score import score_pairs
+from nmt.translate import Translator
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, corpus_writer: Callable[..., Path]) -> Path:
+    tmp = tmp_path_factory.mktemp("translate")
+    corpus_writer(tmp / "corpus")
+    out = nmt(*train_args(tmp / "corpus", tmp / "run", tmp / "cache", "train.max_steps=20", "train.eval_every=20"),
+              cwd=tmp)
+    assert out.returncode == 0, out.stderr
+    return tmp / "run"
+
+
+LINES = ["ka lo mi", "", "ne ru ta po si vu", "de", "ka ka ka ka lo lo", ""]
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_one_line_out_per_line_in_and_order_kept(run: Path, method: str) -> None:
+    t = Translator.load(str(run))
+    dc = DecodeConfig(method=method, beam=3, batch_tokens=12)  # small batches: several per call
+    out = t.translate(LINES, dc)
+    assert len(out) == len(LINES)
+    assert [o for o, line in zip(out, LINES, strict=True) if not line] == ["", ""]
+    assert out == [t.translate([line], dc)[0] for line in LINES]  # batching and sorting change nothing
+
+
+def test_stdin_and_file_give_the_same_output(run: Path, tmp_path: Path, lines_writer) -> None:
+    src = lines_writer(tmp_path / "in.xx", LINES)
+    by_file = nmt("translate", f"checkpoint={run}", f"input={src}", f"output={tmp_path / 'out'}", cwd=tmp_path)
+    assert by_file.returncode == 0, by_file.stderr
+    piped = subprocess.run([sys.executable, "-m", "nmt", "translate", f"checkpoint={run}"], input=src.read_bytes(),
+                           capture_output=True, cwd=tmp_path, env=_env(tmp_path), timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    text = (tmp_path / "out").read_text(encoding="utf-8")
+    assert piped.stdout.decode() == text and len(text.splitlines()) == len(LINES)
+    assert not (tmp_path / "outputs").exists()  # translate leaves no Hydra folders behind
+
+
+def test_long_line_is_truncated_with_one_warning(run: Path, tmp_path: Path, lines_writer) -> None:
+    src = lines_writer(tmp_path / "in.xx", ["ka lo", "ka lo mi ne ru ta po si vu de ka", "mi ne ru ta po si vu"])
+    out = nmt("translate", f"checkpoint={run}", f"input={src}", "max_input_len=4", cwd=tmp_path)
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == 3
+    warnings = [line for line in out.stderr.splitlines() if "truncated" in line]
+    assert len(warnings) == 1 and "line 2" in warnings[0]
+
+
+def test_bad_input_and_missing_checkpoint_fail_in_one_line(run: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.xx"
+    bad.write_bytes(b"ka lo\n\xff\xfe mi\n")
+    out = nmt("translate", f"checkpoint={run}", f"input={bad}", cwd=tmp_path)
+    assert out.returncode == 2 and "bad.xx:2: invalid UTF-8" in last_line(out.stderr)
+    out = nmt("translate", f"checkpoint={tmp_path / 'nope'}", cwd=tmp_path)
+    assert out.returncode == 2 and "nope" in last_line(out.stderr) and "Traceback" not in out.stderr
+
+
+def test_evaluate_writes_scores_signatures_and_hypotheses(run: Path, tmp_path: Path) -> None:
+    out = nmt("evaluate", f"checkpoint={run}", "splits=[dev,test]", "decode=beam5", f"out_dir={tmp_path / 'ev'}",
+              "bootstrap=50", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "ev" / "report.beam.json").read_text())
+    assert set(report["sets"]) == {"dev", "test"} and report["decode"]["beam"] == 5
+    for name, res in report["sets"].items():
+        assert res["sentences"] == 8
+        assert len((tmp_path / "ev" / f"{name}.beam.hyp").read_text().splitlines()) == 8
+        assert "tok:13a" in res["bleu"]["signature"] and "ci95" in res["bleu"]
+        assert {"chrf", "ter"} <= set(res)
+
+
+def test_evaluate_rejects_misaligned_references(run: Path, tmp_path: Path, lines_writer) -> None:
+    src = lines_writer(tmp_path / "s.xx", ["ka", "lo", "mi"])
+    ref = lines_writer(tmp_path / "r.yy", ["cat", "dog"])
+    out = nmt("evaluate", f"checkpoint={run}", "splits=[]", f"src={src}", f"ref={ref}", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "s.xx has 3 lines" in last_line(out.stderr) and "r.yy has 2" in last_line(out.stderr)
+
+
+def test_score_files_and_tsv_agree_and_match_the_model(run: Path, tmp_path: Path, lines_writer) -> None:
+    src = ["ka lo", "mi ne ru", "ta"]
+    tgt = ["cat dog", "sun moon tree", "river"]
+    s, t = lines_writer(tmp_path / "p.xx", src), lines_writer(tmp_path / "p.yy", tgt)
+    tsv = lines_writer(tmp_path / "p.tsv", [f"{a}\t{b}" for a, b in zip(src, tgt, strict=True)])
+    by_files = nmt("score", f"checkpoint={run}", f"src={s}", f"tgt={t}", cwd=tmp_path)
+    by_tsv = nmt("score", f"checkpoint={run}", f"tsv={tsv}", cwd=tmp_path)
+    assert by_files.returncode == 0, by_files.stderr
+    assert by_files.stdout == by_tsv.stdout
+    rows = [tuple(map(float, line.split("\t"))) for line in by_files.stdout.splitlines()]
+    assert len(rows) == 3 and all(total < 0 and per < 0 for total, per in rows)
+    t_ = Translator.load(str(run))
+    pieces = t_.tokenizer.encode_tgt(tgt)
+    for (total, per), (lp, n), ids in zip(rows, score_pairs(t_, src, tgt), pieces, strict=True):
+        assert abs(total - lp) < 1e-3 and n == len(ids) + 1 and abs(per - lp / n) < 1e-3
+
+
+def test_nbest_rescoring_appends_feature_and_reranks(run: Path, tmp_path: Path, lines_writer) -> None:
+    s = lines_writer(tmp_path / "s.xx", ["ka lo", "mi"])
+    nb = lines_writer(tmp_path / "nb", ["0 ||| cat dog ||| lm= -1 ||| -1", "0 ||| sun sun sun sun ||| lm= -1 ||| -1",
+                                        "1 ||| sun ||| lm= -2 ||| -2"])
+    out = nmt("score", f"checkpoint={run}", f"src={s}", f"nbest={nb}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3 and all(" nmt= -" in line for line in lines)
+    ranked = nmt("score", f"checkpoint={run}", f"src={s}", f"nbest={nb}", "rerank=true", "weight=1", cwd=tmp_path)
+    totals = [(int(x.split("|||")[0]), float(x.split("|||")[3])) for x in ranked.stdout.splitlines()]
+    assert [i for i, _ in totals] == [0, 0, 1] and totals[0][1] >= totals[1][1]
+    bad = lines_writer(tmp_path / "bad", ["0 ||| cat ||| lm= -1", "7 ||| dog ||| lm= -1"])
+    out = nmt("score", f"checkpoint={run}", f"src={s}", f"nbest={bad}", cwd=tmp_path)
+    assert out.returncode == 2 and "bad:2:" in last_line(out.stderr)
