@@ -60,3 +60,10 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise NMTError(f"{path} is not an nmt checkpoint (format {FORMAT})")
     return ckpt
+
+
+def step_checkpoints(run_dir: Path) -> list[Path]:
+    """The ``step-<N>.pt`` files of a run directory, oldest step first."""
+    found = [(int(p.stem.split("-", 1)[1]), p) for p in Path(run_dir).glob("step-*.pt")
+             if p.stem.split("-", 1)[1].isdigit()]
+    return [p for _, p in sorted(found)]

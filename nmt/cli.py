@@ -15,7 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from nmt.config import Config, EvaluateConfig, ScoreConfig, TranslateConfig
+from nmt.config import AverageConfig, Config, EvaluateConfig, ScoreConfig, TranslateConfig
 from nmt.errors import NMTError
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
@@ -33,6 +33,7 @@ commands:
              (`nmt evaluate checkpoint=runs/bible-es-en-small splits=[dev,test] decode=beam5`)
   score      log p(y|x) of sentence pairs (total and per piece), or rescore a Moses n-best list
              (`nmt score checkpoint=runs/x src=a.es tgt=a.en`, `nmt score checkpoint=runs/x src=a.es nbest=nb.txt`)
+  average    average the parameters of a run's last k step checkpoints (`nmt average run=runs/x k=5`)
   help       show this message
 
 Run `nmt COMMAND --help` for the options of a command.
@@ -45,6 +46,7 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="translate_schema", node=TranslateConfig)
     ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
     ConfigStore.instance().store(name="score_schema", node=ScoreConfig)
+    ConfigStore.instance().store(name="average_schema", node=AverageConfig)
 
 
 def to_config(cfg: DictConfig) -> Config:
@@ -108,6 +110,17 @@ def _score_main(cfg: DictConfig) -> None:
     _reported("score", task)
 
 
+def _average_main(cfg: DictConfig) -> None:
+    from nmt.average import run_average
+
+    def task() -> None:
+        ac = OmegaConf.to_object(cfg)
+        assert isinstance(ac, AverageConfig)
+        run_average(ac)
+
+    _reported("average", task)
+
+
 def run_hydra(task, config_name: str, argv: list[str]) -> None:
     """Run ``task`` as a Hydra app with ``argv`` as its command line."""
     register_configs()
@@ -124,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     command, rest = argv[0], argv[1:]
     commands = {"train": (_train_main, "train"), "translate": (_translate_main, "translate"),
-                "evaluate": (_evaluate_main, "evaluate"), "score": (_score_main, "score")}
+                "evaluate": (_evaluate_main, "evaluate"), "score": (_score_main, "score"),
+                "average": (_average_main, "average")}
     if command not in commands:
         print(f"nmt: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         sys.exit(2)

@@ -95,6 +95,7 @@ class TrainConfig:
     early_stop_metric: str = "bleu"  # bleu | loss
     patience: int = 8  # validations without improvement before stopping; 0 disables early stopping
     log_every: int = 50  # progress-bar refresh and metrics-file line every this many updates
+    keep_last: int = 5  # weights-only step-<N>.pt files kept from the latest validations (for nmt average); 0: none
     resume: bool = False  # continue from run_dir/last.pt
     overwrite: bool = False  # start over even if run_dir already holds a checkpoint
 
@@ -165,3 +166,12 @@ class ScoreConfig:
     output: str = "-"  # "-": stdout
     batch_tokens: int = 4096  # pieces per scoring batch
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+
+
+@dataclass
+class AverageConfig:
+    """``nmt average``: the mean of the parameters of a run's last ``k`` step checkpoints."""
+
+    run: str = MISSING  # a run directory holding step-<N>.pt files
+    k: int = 5  # how many of the latest step checkpoints to average
+    output: str | None = None  # where the averaged checkpoint goes; default: <run>/averaged.pt

@@ -156,6 +156,14 @@ class Run:
         with open(self.dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
 
+    def keep_step_checkpoint(self) -> None:
+        """Write weights-only ``step-<N>.pt`` and delete all but the ``keep_last`` newest (best.pt is separate)."""
+        if self.tc.keep_last <= 0:
+            return
+        checkpoint.save(self._payload(full=False), self.dir / f"step-{self.state.step}.pt")
+        for old in checkpoint.step_checkpoints(self.dir)[: -self.tc.keep_last]:
+            old.unlink(missing_ok=True)
+
     # -- the loop ------------------------------------------------------------------------------------
     def evaluate(self) -> bool:
         """Validate, keep the best checkpoint, update plateau/early-stopping state; True means stop."""
@@ -171,6 +179,7 @@ class Run:
             if tc.schedule == "plateau" and s.plateau_bad >= tc.plateau_patience:
                 s.lr_scale *= tc.plateau_factor
                 s.plateau_bad = 0
+        self.keep_step_checkpoint()
         lr = learning_rate(max(s.step, 1), tc, s.lr_scale)
         self.log_metrics("dev", {"loss": m["loss"], "ppl": m["ppl"], "bleu": m["bleu"], "lr": lr})
         s.history.append([s.step, round(m["bleu"], 2)])
@@ -265,8 +274,10 @@ def check_compatible(ckpt: dict, model_cfg: ModelConfig) -> None:
     """Refuse to continue a checkpoint whose model settings differ from the requested ones."""
     saved = ckpt["model_info"]["config"]
     shape_keys = ("emb_dim", "hidden_dim", "maxout_dim", "maxout_pool", "reset_after", "reverse_source")
-    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs requested {getattr(model_cfg, k)!r}" for k in shape_keys
-             if saved.get(k) != getattr(model_cfg, k)]
+    default = ModelConfig()  # keys missing from older checkpoints had their default value
+    saved = {k: saved.get(k, getattr(default, k)) for k in shape_keys}
+    diffs = [f"{k}: checkpoint {saved[k]!r} vs requested {getattr(model_cfg, k)!r}" for k in shape_keys
+             if saved[k] != getattr(model_cfg, k)]
     if diffs:
         raise NMTError("checkpoint does not match model config (" + "; ".join(diffs) + ")")
 

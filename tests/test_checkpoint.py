@@ -150,3 +150,24 @@ def test_failure_mid_write_keeps_previous_checkpoint(tmp_path: Path, payload: di
     assert path.read_bytes() == before
     assert checkpoint.load(path)["step"] == 42
     assert _leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_average_is_the_mean_and_refuses_other_models(tmp_path: Path) -> None:
+    from nmt.average import average_checkpoints
+
+    t = torch
+
+    def ck(value: float, info: str = "a") -> dict:
+        return {"model": {"w": t.full((2, 3), value), "n": t.tensor([7])}, "model_info": {"x": info},
+                "tokenizer": {"src": b"s", "tgt": b"t"}, "step": int(value)}
+
+    paths = []
+    for v in (1.0, 2.0, 6.0):
+        paths.append(tmp_path / f"step-{int(v)}.pt")
+        checkpoint.save(ck(v), paths[-1])
+    avg = average_checkpoints(paths)
+    assert t.allclose(avg["model"]["w"], t.full((2, 3), 3.0)) and avg["model"]["n"].item() == 7
+    assert avg["step"] == 6 and checkpoint.step_checkpoints(tmp_path) == paths
+    checkpoint.save(ck(4.0, info="b"), tmp_path / "step-9.pt")
+    with pytest.raises(NMTError, match="step-1.pt comes from another model"):
+        average_checkpoints([paths[0], tmp_path / "step-9.pt"])

@@ -20,7 +20,7 @@ from nmt.translate import Translator
 def run(tmp_path_factory: pytest.TempPathFactory, corpus_writer: Callable[..., Path]) -> Path:
     tmp = tmp_path_factory.mktemp("translate")
     corpus_writer(tmp / "corpus")
-    out = nmt(*train_args(tmp / "corpus", tmp / "run", tmp / "cache", "train.max_steps=20", "train.eval_every=20"),
+    out = nmt(*train_args(tmp / "corpus", tmp / "run", tmp / "cache", "train.max_steps=20", "train.eval_every=10"),
               cwd=tmp)
     assert out.returncode == 0, out.stderr
     return tmp / "run"
@@ -120,3 +120,13 @@ def test_nbest_rescoring_appends_feature_and_reranks(run: Path, tmp_path: Path, 
     bad = lines_writer(tmp_path / "bad", ["0 ||| cat ||| lm= -1", "7 ||| dog ||| lm= -1"])
     out = nmt("score", f"checkpoint={run}", f"src={s}", f"nbest={bad}", cwd=tmp_path)
     assert out.returncode == 2 and "bad:2:" in last_line(out.stderr)
+
+
+def test_average_of_the_last_step_checkpoints_translates(run: Path, tmp_path: Path) -> None:
+    assert sorted(p.name for p in run.glob("step-*.pt")) == ["step-10.pt", "step-20.pt"]
+    out = nmt("average", f"run={run}", "k=2", f"output={tmp_path / 'avg.pt'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    t = Translator.load(str(tmp_path / "avg.pt"))
+    assert len(t.translate(LINES, DecodeConfig())) == len(LINES)
+    out = nmt("average", f"run={tmp_path}", cwd=tmp_path)
+    assert out.returncode == 2 and "no step-<N>.pt" in last_line(out.stderr)
