@@ -23,6 +23,7 @@ from nmt.errors import NMTError
 from nmt.metrics import bleu
 from nmt.model.seq2seq import Seq2Seq, n_params
 from nmt.search import greedy, max_lengths
+from nmt.signals import StopRequest
 
 log = logging.getLogger("nmt.train")
 
@@ -189,71 +190,57 @@ class Run:
         return tc.patience > 0 and s.bad_evals >= tc.patience
 
     def fit(self) -> TrainState:
+        """Train until a limit, early stopping or a stop signal; returns the final state."""
         s, tc = self.state, self.tc
         per_epoch = len(self.batches.epoch(s.epoch))
         total = tc.max_steps if tc.max_steps > 0 else tc.max_epochs * per_epoch
         log.info("model: %s parameters; %d training pairs (of %d) in %d batches/epoch; run dir %s",
                  f"{n_params(self.model):,}", len(self.corpus.train_src), self.corpus.n_train_raw, per_epoch, self.dir)
-        start = time.monotonic() - s.elapsed_s
-        interactive = sys.stderr.isatty()
-        bar = tqdm(total=total, initial=s.step, unit="step", dynamic_ncols=True, disable=not interactive)
-        win_tok, win_loss, win_start = 0, 0.0, time.monotonic()
-        stop, reason = False, "max_epochs"
-        if tc.max_steps > 0 and s.step >= tc.max_steps:  # resuming a finished run: no extra update
-            stop, reason = True, "max_steps"
+        self.progress = Progress(self, total)
+        reason = "max_steps" if tc.max_steps > 0 and s.step >= tc.max_steps else None  # a finished run: no update
         self.model.train()
-        try:
-            while not stop and s.epoch < tc.max_epochs:
-                batches = self.batches.epoch(s.epoch)
-                while s.batch_in_epoch < len(batches):
-                    batch = self.batches.make(batches[s.batch_in_epoch])
-                    loss = self.update(batch)
-                    s.batch_in_epoch += 1
-                    n_tok = batch.n_tgt_tokens
-                    win_tok += n_tok
-                    win_loss += loss
-                    bar.update(1)
-                    s.elapsed_s = time.monotonic() - start
-                    if s.step % tc.log_every == 0:
-                        rate = win_tok / max(time.monotonic() - win_start, 1e-9)
-                        avg = win_loss / max(win_tok, 1)
-                        self.log_metrics("train", {"loss": avg, "ppl": math.exp(min(avg, 50)), "tgt_tok_s": rate,
-                                                   "lr": self.opt.param_groups[0]["lr"], "elapsed_s": s.elapsed_s})
-                        bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{rate:,.0f}", epoch=s.epoch + 1)
-                        if not interactive:
-                            eta = (total - s.step) * s.elapsed_s / max(s.step, 1)
-                            if tc.max_minutes > 0:
-                                eta = min(eta, tc.max_minutes * 60 - s.elapsed_s)
-                            print(f"step {s.step}/{total} | epoch {s.epoch + 1} | loss {avg:.3f} | "
-                                  f"{rate:,.0f} tgt tok/s | {s.elapsed_s / 60:.1f} min | eta {eta / 60:.1f} min",
-                                  flush=True)
-                        win_tok, win_loss, win_start = 0, 0.0, time.monotonic()
-                    out_of_time = tc.max_minutes > 0 and s.elapsed_s >= tc.max_minutes * 60
-                    if tc.max_steps > 0 and s.step >= tc.max_steps:
-                        stop, reason = True, "max_steps"
-                    elif out_of_time:
-                        stop, reason = True, "max_minutes"
-                    if s.step % tc.eval_every == 0 or stop:
-                        if self.evaluate():
-                            stop, reason = True, "early stopping"
-                    if stop:
-                        break
-                if not stop:
-                    s.epoch += 1
-                    s.batch_in_epoch = 0
-            if not s.history or s.history[-1][0] != s.step:
+        with StopRequest() as stop_request:
+            while reason is None and s.epoch < tc.max_epochs:
+                reason = self.run_epoch(stop_request)
+            if reason is None:
+                reason = "max_epochs"
+            if stop_request.signal_name:
+                self.save_last()
+            elif not s.history or s.history[-1][0] != s.step:
                 self.evaluate()
-        except KeyboardInterrupt:
-            bar.close()
-            self.save_last()
-            print(f"interrupted at step {s.step}; saved {self.dir / 'last.pt'}. "
-                  f"Resume with: nmt train ... run_dir={self.dir} train.resume=true", flush=True)
-            raise
-        bar.close()
-        print(f"done ({reason}) after {s.step} updates, {s.epoch + (s.batch_in_epoch > 0)} epochs, "
-              f"{s.elapsed_s / 60:.1f} min: best dev {tc.early_stop_metric} {s.best:.2f} at step {s.best_step}; "
-              f"checkpoints in {self.dir}", flush=True)
+        self.progress.close()
+        if stop_request.signal_name:
+            print(f"stopped by {stop_request.signal_name} at step {s.step}; saved {self.dir / 'last.pt'}. Resume "
+                  f"with the same command plus: hydra.run.dir={self.dir} train.resume=true", flush=True)
+        else:
+            print(f"done ({reason}) after {s.step} updates, {s.epoch + (s.batch_in_epoch > 0)} epochs, "
+                  f"{s.elapsed_s / 60:.1f} min: best dev {tc.early_stop_metric} {s.best:.2f} at step {s.best_step}; "
+                  f"checkpoints in {self.dir}", flush=True)
         return s
+
+    def run_epoch(self, stop_request: StopRequest) -> str | None:
+        """Train on the rest of the current epoch; returns why training must stop, or None at the epoch's end."""
+        s, tc = self.state, self.tc
+        batches = self.batches.epoch(s.epoch)
+        while s.batch_in_epoch < len(batches):
+            batch = self.batches.make(batches[s.batch_in_epoch])
+            loss = self.update(batch)
+            s.batch_in_epoch += 1
+            self.progress.update(loss, batch.n_tgt_tokens)
+            reason = None
+            if tc.max_steps > 0 and s.step >= tc.max_steps:
+                reason = "max_steps"
+            elif tc.max_minutes > 0 and s.elapsed_s >= tc.max_minutes * 60:
+                reason = "max_minutes"
+            if stop_request.signal_name:
+                return f"stopped by {stop_request.signal_name}"
+            if (s.step % tc.eval_every == 0 or reason) and self.evaluate():
+                reason = "early stopping"
+            if reason:
+                return reason
+        s.epoch += 1
+        s.batch_in_epoch = 0
+        return None
 
     def update(self, batch) -> float:
         """One optimizer step on a batch; returns the summed loss."""
@@ -268,6 +255,42 @@ class Run:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_norm)
         self.opt.step()
         return loss.item()
+
+
+class Progress:
+    """The progress bar on a terminal, or a log line every ``log_every`` updates otherwise; metrics.jsonl rows."""
+
+    def __init__(self, run: Run, total: int) -> None:
+        self.run, self.total = run, total
+        self.start = time.monotonic() - run.state.elapsed_s
+        self.interactive = sys.stderr.isatty()
+        self.bar = tqdm(total=total, initial=run.state.step, unit="step", dynamic_ncols=True,
+                        disable=not self.interactive)
+        self.tokens, self.loss, self.window_start = 0, 0.0, time.monotonic()
+
+    def update(self, loss: float, n_tokens: int) -> None:
+        s, tc = self.run.state, self.run.tc
+        self.tokens += n_tokens
+        self.loss += loss
+        self.bar.update(1)
+        s.elapsed_s = time.monotonic() - self.start
+        if s.step % tc.log_every:
+            return
+        rate = self.tokens / max(time.monotonic() - self.window_start, 1e-9)
+        avg = self.loss / max(self.tokens, 1)
+        self.run.log_metrics("train", {"loss": avg, "ppl": math.exp(min(avg, 50)), "tgt_tok_s": rate,
+                                       "lr": self.run.opt.param_groups[0]["lr"], "elapsed_s": s.elapsed_s})
+        self.bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{rate:,.0f}", epoch=s.epoch + 1)
+        if not self.interactive:
+            eta = (self.total - s.step) * s.elapsed_s / max(s.step, 1)
+            if tc.max_minutes > 0:
+                eta = min(eta, tc.max_minutes * 60 - s.elapsed_s)
+            print(f"step {s.step}/{self.total} | epoch {s.epoch + 1} | loss {avg:.3f} | {rate:,.0f} tgt tok/s | "
+                  f"{s.elapsed_s / 60:.1f} min | eta {eta / 60:.1f} min", flush=True)
+        self.tokens, self.loss, self.window_start = 0, 0.0, time.monotonic()
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def check_compatible(ckpt: dict, model_cfg: ModelConfig) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -270,3 +272,22 @@ def test_decode_options_compose(hydra_conf: None, command: str, decode: str) -> 
 def test_score_config_composes(hydra_conf: None) -> None:
     cfg = OmegaConf.to_object(compose("score", overrides=["checkpoint=x", "src=a", "tgt=b"]))
     assert cfg.src == "a" and cfg.rerank is False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_finishes_the_step_saves_and_exits_zero(work: Path, tmp_path: Path, sig: signal.Signals) -> None:
+    run = tmp_path / "run"
+    args = train_args(work / "corpus", run, work / "nmt-cache", "train.max_steps=100000", "train.eval_every=100000",
+                      "train.max_epochs=100000")
+    proc = subprocess.Popen([sys.executable, "-m", "nmt", *args], cwd=tmp_path, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"stopped by {sig.name}" in out and "train.resume=true" in out
+    step = checkpoint.load(run / "last.pt")["train_state"]["step"]
+    assert step >= 4 and f"at step {step};" in out
