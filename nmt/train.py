@@ -15,15 +15,15 @@ import torch
 from tqdm import tqdm
 
 from nmt import checkpoint
-from nmt.config import Config, ModelConfig, TrainConfig
+from nmt.config import Config, DecodeConfig, ModelConfig, TrainConfig
 from nmt.data.batching import BatchIterator
 from nmt.data.prepare import Corpus, prepare
 from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NMTError
 from nmt.metrics import bleu
 from nmt.model.seq2seq import Seq2Seq, n_params
-from nmt.search import greedy, max_lengths
 from nmt.signals import StopRequest
+from nmt.translate import translate_ids
 
 log = logging.getLogger("nmt.train")
 
@@ -76,14 +76,8 @@ def validate(model: Seq2Seq, corpus: Corpus, cfg: TrainConfig) -> dict[str, floa
         total += float(model.loss(b))
         tokens += b.n_tgt_tokens
     n = cfg.eval_max_sentences or len(corpus.dev_src)
-    sub = BatchIterator(corpus.dev_src[:n], corpus.dev_tgt[:n], cfg.batch_tokens, shuffle=False, seed=0)
-    hyps: list[list[int]] = [[] for _ in range(n)]
-    for idx in sub.epoch(0):
-        b = sub.make(idx)
-        for i, out in zip(idx, greedy(model, b.src, b.src_len, max_lengths(b.src_len, cfg.eval_max_len_ratio)),
-                          strict=True):
-            hyps[i] = out
-    texts = corpus.tokenizer.decode_tgt(hyps)
+    greedy_cfg = DecodeConfig(method="greedy", max_len_ratio=cfg.eval_max_len_ratio, batch_tokens=cfg.batch_tokens)
+    texts = corpus.tokenizer.decode_tgt(translate_ids(model, corpus.dev_src[:n], greedy_cfg))
     model.train()
     loss = total / max(tokens, 1)
     return {"loss": loss, "ppl": math.exp(min(loss, 50)), "bleu": bleu(texts, corpus.dev_refs[:n]).score,

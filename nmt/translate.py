@@ -18,6 +18,33 @@ from nmt.search import beam_search, greedy, max_lengths
 log = logging.getLogger("nmt.translate")
 
 
+def _search(model, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[int]]:
+    batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids)))
+    caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
+    if dc.method == "greedy":
+        return greedy(model, batch.src, batch.src_len, caps)
+    if dc.method == "beam":
+        return [h[0].tokens for h in beam_search(model, batch.src, batch.src_len, caps, beam=dc.beam, alpha=dc.alpha)]
+    raise NMTError(f"unknown decode.method {dc.method!r}: use greedy or beam")
+
+
+@torch.no_grad()
+def translate_ids(model, ids: Sequence[Sequence[int]], dc: DecodeConfig) -> list[list[int]]:
+    """Output ids for each source id list, in input order; empty sources give empty outputs.
+
+    Sources are sorted by length and batched by ``dc.batch_tokens`` (divided by the beam size for beam search).
+    """
+    out: list[list[int]] = [[] for _ in ids]
+    todo = [i for i, x in enumerate(ids) if len(x)]
+    lens = [len(ids[i]) for i in todo]
+    budget = max(dc.batch_tokens // (dc.beam if dc.method == "beam" else 1), 1)
+    for group in token_batches(lens, lens, budget, shuffle=False):
+        rows = [todo[j] for j in group]
+        for i, hyp in zip(rows, _search(model, [list(ids[i]) for i in rows], dc), strict=True):
+            out[i] = hyp
+    return out
+
+
 class Translator:
     """A model and its tokenizer, rebuilt from a self-describing checkpoint."""
 
@@ -36,16 +63,6 @@ class Translator:
     def load(cls, path: str) -> Translator:
         return cls(checkpoint.load(path))
 
-    def _search(self, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[int]]:
-        batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids)))
-        caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
-        if dc.method == "greedy":
-            return greedy(self.model, batch.src, batch.src_len, caps)
-        if dc.method == "beam":
-            return [h[0].tokens for h in beam_search(self.model, batch.src, batch.src_len, caps,
-                                                     beam=dc.beam, alpha=dc.alpha)]
-        raise NMTError(f"unknown decode.method {dc.method!r}: use greedy or beam")
-
     @torch.no_grad()
     def translate(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
                   first_line: int = 1) -> list[str]:
@@ -59,16 +76,8 @@ class Translator:
             log.warning("line %d (and %d more) longer than %d pieces: truncated", first_line + long[0],
                         len(long) - 1, max_input_len)
             ids = [x[:max_input_len] for x in ids]
-        todo = [i for i, x in enumerate(ids) if x]
-        out = [""] * len(lines)
-        budget = max(dc.batch_tokens // (dc.beam if dc.method == "beam" else 1), 1)
-        lens = [len(ids[i]) for i in todo]
-        for group in token_batches(lens, lens, budget, shuffle=False):
-            rows = [todo[j] for j in group]
-            hyps = self._search([ids[i] for i in rows], dc)
-            for i, text in zip(rows, self.tokenizer.decode_tgt(hyps), strict=True):
-                out[i] = text
-        return out
+        hyps = translate_ids(self.model, ids, dc)
+        return [text if x else "" for x, text in zip(ids, self.tokenizer.decode_tgt(hyps), strict=True)]
 
 
 def chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
