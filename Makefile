@@ -40,8 +40,8 @@ evaluate: $(STAMP) ## BLEU, chrF and TER of the `make train` model on the test s
 	nmt evaluate checkpoint=$(RUN) splits=[test] decode=beam5 $(ARGS)
 
 train-multi30k: $(STAMP) ## train on Multi30k de-en from ../shared/data/multi30k (60 min budget)
-	nmt train data=multi30k data.local_dir=../shared/data/multi30k train.max_minutes=60 train.max_epochs=100 \
-		train.patience=0 train.eval_every=260 $(ARGS)
+	nmt train data=multi30k data.local_dir=../shared/data/multi30k train.max_minutes=60 train.max_epochs=200 \
+		train.patience=0 $(ARGS)
 
 test: $(STAMP) ## run the fast test suite (a few minutes on 2 cores)
 	$(PYTHON) -m pytest -q

@@ -58,10 +58,10 @@ class ModelConfig:
     hidden_dim: int = 512  # GRU units in encoder and decoder (paper: 1000)
     maxout_dim: int = 256  # maxout units after pooling (paper: 500)
     maxout_pool: int = 2  # pieces pooled by each maxout unit
-    dropout: float = 0.2  # on embeddings and the readout
+    dropout: float = 0.3  # on embeddings and the readout
     cell: str = "fused"  # fused (torch.nn.GRU) | equations (nmt.model.gru, the gate equations)
     reset_after: bool = True  # reset gate after the recurrent matmul (cuDNN form); false: Cho 2014 form
-    reverse_source: bool = False  # read the source right to left (Sutskever et al. 2014); not in Cho 2014
+    reverse_source: bool = True  # read the source right to left (Sutskever et al. 2014); Cho 2014 did not
     init: str = "cho2014"  # cho2014 (orthogonal recurrent, N(0, init_std) elsewhere) | torch
     init_std: float = 0.01
 
@@ -85,7 +85,7 @@ class TrainConfig:
     min_lr: float = 1e-5
     clip_norm: float = 1.0  # gradient norm clipping; 0 disables it
     label_smoothing: float = 0.0
-    batch_tokens: int = 4096  # padded positions per batch (max of source and target side)
+    batch_tokens: int = 2048  # padded positions per batch (max of source and target side)
     max_steps: int = 0  # 0: no limit
     max_epochs: int = 20
     max_minutes: float = 0.0  # wall-clock training budget; 0: no limit

@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import datasets
 import torch
 
 from nmt.config import DataConfig, EvaluateConfig
@@ -54,6 +55,7 @@ def evaluate(ec: EvaluateConfig) -> dict:
     """Translate and score every configured test set; returns the report that is also written as JSON."""
     if ec.threads > 0:
         torch.set_num_threads(ec.threads)
+    datasets.disable_progress_bars()
     ckpt_path = resolve_path(ec.checkpoint)
     translator = Translator.load(str(ckpt_path))
     data = DataConfig.from_dict(translator.config["data"])
