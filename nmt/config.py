@@ -121,6 +121,7 @@ class DecodeConfig:
     max_len_ratio: float = 2.0  # output cap: ratio * source pieces + max_len_extra
     max_len_extra: int = 10
     batch_tokens: int = 4096  # source pieces per decoding batch (times the beam size for beam search)
+    n_best: int = 1  # nmt translate: > 1 writes Moses n-best lines "id ||| translation ||| score" (method=beam)
 
 
 @dataclass

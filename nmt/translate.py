@@ -13,36 +13,46 @@ from nmt.data.batching import collate, token_batches
 from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NMTError
 from nmt.model.seq2seq import Seq2Seq
-from nmt.search import beam_search, greedy, max_lengths
+from nmt.search import Hypothesis, beam_search, greedy, max_lengths
 
 log = logging.getLogger("nmt.translate")
 
 
-def _search(model, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[int]]:
+def _search(model, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
     batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids)))
     caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
     if dc.method == "greedy":
-        return greedy(model, batch.src, batch.src_len, caps)
+        if dc.n_best > 1:
+            raise NMTError("decode.n_best > 1 needs beam search (decode=beam5)")
+        nan = float("nan")  # greedy does not track scores
+        return [[Hypothesis(toks, nan, nan)] for toks in greedy(model, batch.src, batch.src_len, caps)]
     if dc.method == "beam":
-        return [h[0].tokens for h in beam_search(model, batch.src, batch.src_len, caps, beam=dc.beam, alpha=dc.alpha)]
+        if not 1 <= dc.n_best <= dc.beam:
+            raise NMTError(f"decode.n_best must be between 1 and decode.beam ({dc.beam})")
+        return beam_search(model, batch.src, batch.src_len, caps, beam=dc.beam, alpha=dc.alpha, n_best=dc.n_best)
     raise NMTError(f"unknown decode.method {dc.method!r}: use greedy or beam")
 
 
 @torch.no_grad()
-def translate_ids(model, ids: Sequence[Sequence[int]], dc: DecodeConfig) -> list[list[int]]:
-    """Output ids for each source id list, in input order; empty sources give empty outputs.
+def decode_all(model, ids: Sequence[Sequence[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
+    """Hypotheses (best first) for each source id list, in input order; empty sources give no hypotheses.
 
     Sources are sorted by length and batched by ``dc.batch_tokens`` (divided by the beam size for beam search).
     """
-    out: list[list[int]] = [[] for _ in ids]
+    out: list[list[Hypothesis]] = [[] for _ in ids]
     todo = [i for i, x in enumerate(ids) if len(x)]
     lens = [len(ids[i]) for i in todo]
     budget = max(dc.batch_tokens // (dc.beam if dc.method == "beam" else 1), 1)
     for group in token_batches(lens, lens, budget, shuffle=False):
         rows = [todo[j] for j in group]
-        for i, hyp in zip(rows, _search(model, [list(ids[i]) for i in rows], dc), strict=True):
-            out[i] = hyp
+        for i, hyps in zip(rows, _search(model, [list(ids[i]) for i in rows], dc), strict=True):
+            out[i] = hyps
     return out
+
+
+def translate_ids(model, ids: Sequence[Sequence[int]], dc: DecodeConfig) -> list[list[int]]:
+    """The best output ids for each source id list, in input order (empty for an empty source)."""
+    return [h[0].tokens if h else [] for h in decode_all(model, ids, dc)]
 
 
 class Translator:
@@ -78,6 +88,18 @@ class Translator:
             ids = [x[:max_input_len] for x in ids]
         hyps = translate_ids(self.model, ids, dc)
         return [text if x else "" for x, text in zip(ids, self.tokenizer.decode_tgt(hyps), strict=True)]
+
+
+def nbest_lines(translator: Translator, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
+                first_line: int = 1) -> list[str]:
+    """Moses-format n-best lines ``id ||| translation ||| score`` (id: 0-based input line; score: the
+    length-normalised log-probability that ranks them), ``dc.n_best`` per non-empty input line."""
+    ids = [x[:max_input_len] for x in translator.tokenizer.encode_src(lines)]
+    out = []
+    for offset, hyps in enumerate(decode_all(translator.model, ids, dc)):
+        texts = translator.tokenizer.decode_tgt([h.tokens for h in hyps]) if hyps else []
+        out += [f"{first_line - 1 + offset} ||| {t} ||| {h.score:.4f}" for t, h in zip(texts, hyps, strict=True)]
+    return out
 
 
 def chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:

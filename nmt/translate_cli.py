@@ -10,7 +10,7 @@ import torch
 from nmt.config import TranslateConfig
 from nmt.data.load import decode_lines, read_lines, resolve_path
 from nmt.errors import NMTError
-from nmt.translate import Translator, chunks
+from nmt.translate import Translator, chunks, nbest_lines
 
 CHUNK = 2000  # lines translated together: bounded memory, good batches
 
@@ -45,8 +45,11 @@ def run_translate(tc: TranslateConfig) -> None:
     try:
         done = 0
         for chunk in chunks(lines, CHUNK):
-            for text in translator.translate(chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1):
-                out.write(text + "\n")
+            if tc.decode.n_best > 1:
+                texts = nbest_lines(translator, chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1)
+            else:
+                texts = translator.translate(chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1)
+            out.write("".join(text + "\n" for text in texts))
             out.flush()
             done += len(chunk)
     finally:

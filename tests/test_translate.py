@@ -130,3 +130,16 @@ def test_average_of_the_last_step_checkpoints_translates(run: Path, tmp_path: Pa
     assert len(t.translate(LINES, DecodeConfig())) == len(LINES)
     out = nmt("average", f"run={tmp_path}", cwd=tmp_path)
     assert out.returncode == 2 and "no step-<N>.pt" in last_line(out.stderr)
+
+
+def test_nbest_output_is_moses_format_sorted_per_line(run: Path, tmp_path: Path, lines_writer) -> None:
+    src = lines_writer(tmp_path / "in.xx", ["ka lo", "", "mi ne ru"])
+    out = nmt("translate", f"checkpoint={run}", f"input={src}", "decode=beam5", "decode.n_best=3", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split(" ||| ") for line in out.stdout.splitlines()]
+    assert [int(r[0]) for r in rows] == [0, 0, 0, 2, 2, 2]  # the empty line 1 has no hypotheses
+    for i in (0, 2):
+        scores = [float(r[2]) for r in rows if int(r[0]) == i]
+        assert scores == sorted(scores, reverse=True)
+    out = nmt("translate", f"checkpoint={run}", f"input={src}", "decode.n_best=2", cwd=tmp_path)
+    assert out.returncode == 2 and "needs beam search" in last_line(out.stderr)
