@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from nmt import checkpoint
@@ -126,7 +127,9 @@ class Run:
         else:
             self.corpus.tokenizer.save(self.dir)
             (self.dir / "metrics.jsonl").unlink(missing_ok=True)
+        # written only once the run is accepted, so a refused run leaves the directory as it was
         (self.dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _payload(self, full: bool) -> dict:

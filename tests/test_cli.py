@@ -85,11 +85,11 @@ def _copy_run(run: Path, tmp_path: Path) -> Path:
 
 def test_train_writes_run_directory(trained_run: Path) -> None:
     for name in ("best.pt", "last.pt", "metrics.jsonl", "config.json", "src.model", "tgt.model",
-                 ".hydra/config.yaml"):
+                 "config.yaml"):
         assert (trained_run / name).is_file(), name
     cfg = json.loads((trained_run / "config.json").read_text())
     assert cfg["run_dir"] == str(trained_run) and cfg["model"]["hidden_dim"] == 16
-    assert OmegaConf.load(trained_run / ".hydra" / "config.yaml").train.max_steps == STEPS
+    assert OmegaConf.load(trained_run / "config.yaml").train.max_steps == STEPS
     rows = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["kind"] == "dev"] == [3, 6]
     assert [r["step"] for r in rows if r["kind"] == "train"] == [2, 4, 6]
@@ -125,13 +125,14 @@ def test_resume_continues_from_last_step(trained_run: Path, tmp_path: Path, work
 
 def test_second_run_in_same_directory_is_refused(trained_run: Path, tmp_path: Path, work: Path) -> None:
     run = _copy_run(trained_run, tmp_path)
-    before = (run / "last.pt").read_bytes()
-    out = nmt(*train_args(work / "corpus", run, work / "nmt-cache"), cwd=tmp_path)
+    before = {name: (run / name).read_bytes() for name in ("last.pt", "config.yaml", "config.json")}
+    out = nmt(*train_args(work / "corpus", run, work / "nmt-cache", "model.dropout=0.1"), cwd=tmp_path)
     assert out.returncode != 0
     line = last_line(out.stderr)
     assert "already holds a run" in line and "train.resume=true" in line and str(run) in line
     assert "Traceback" not in out.stderr
-    assert (run / "last.pt").read_bytes() == before
+    assert {name: (run / name).read_bytes() for name in before} == before  # the refused run changed nothing
+    assert not (run / ".hydra").exists()
 
 
 # --------------------------------------------------------------------------- one-line errors

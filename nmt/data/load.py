@@ -130,6 +130,14 @@ def _to_src_tgt(ds: datasets.Dataset, src_lang: str, tgt_lang: str, where: str) 
     return ds.map(lambda b: {"src": [s or "" for s in b["src"]], "tgt": [t or "" for t in b["tgt"]]}, batched=True)
 
 
+def check_tsv(path: Path) -> None:
+    """Every line of a TSV corpus holds exactly one tab (source, target); UTF-8 is checked on the way."""
+    for lineno, line in enumerate(read_lines(path), start=1):
+        if line.count("\t") != 1:
+            raise NMTError(f"{path}:{lineno}: expected 2 tab-separated columns (source, target), "
+                           f"found {line.count(chr(9)) + 1}")
+
+
 def load_table(pattern: str, fmt: str, split: str, src_lang: str, tgt_lang: str) -> datasets.Dataset:
     """A TSV, JSONL or parquet file for one split."""
     path = resolve_path(pattern.format(split=split))
@@ -137,6 +145,8 @@ def load_table(pattern: str, fmt: str, split: str, src_lang: str, tgt_lang: str)
         raise NMTError(f"missing corpus file: {path}")
     if path.stat().st_size == 0:
         raise NMTError(f"empty corpus file: {path}")
+    if fmt == "tsv":
+        check_tsv(path)
     try:
         if fmt == "tsv":
             ds = datasets.load_dataset(

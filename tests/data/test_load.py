@@ -160,12 +160,13 @@ def test_parquet_with_none_becomes_empty_string(tmp_path: Path) -> None:
     assert _rows(ds) == [*zip(SRC, TGT, strict=True), ("", "lost")]
 
 
-def test_tsv_line_with_extra_tab_names_the_line(tmp_path: Path) -> None:
-    (tmp_path / "train.tsv").write_text("a\tb\nc\td\te\nf\tg\n", encoding="utf-8")
+@pytest.mark.parametrize("bad", ["c\td\te", "c"], ids=["extra-tab", "no-tab"])
+def test_tsv_line_without_two_columns_names_the_line(tmp_path: Path, bad: str) -> None:
+    (tmp_path / "train.tsv").write_text(f"a\tb\n{bad}\nf\tg\n", encoding="utf-8")
     with pytest.raises(NMTError) as err:
         load_split(_cfg(format="tsv", path=str(tmp_path / "{split}.tsv")), "train")
     msg = str(err.value)
-    assert "train.tsv" in msg and "line 2" in msg and "\n" not in msg
+    assert "train.tsv:2:" in msg and "2 tab-separated columns" in msg and "\n" not in msg
 
 
 @pytest.mark.parametrize(("fmt", "content"), [("jsonl", b'{"de": "a", "en": "b"}\n{"de": "c", \n'),
