@@ -36,11 +36,3 @@ def corpus_scores(hyps: Sequence[str], refs: Sequence[str], *, bootstrap: int = 
             out[name]["ci95"] = round(res._ci, 2)
             out[name]["mean"] = round(res._mean, 2)
     return out
-
-
-def chrf(hyps: Sequence[str], refs: Sequence[str]) -> Score:
-    """Corpus chrF with its signature."""
-    if len(hyps) != len(refs):
-        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
-    metric = sacrebleu.CHRF()
-    return Score("chrF", metric.corpus_score(list(hyps), [list(refs)]).score, str(metric.get_signature()))
