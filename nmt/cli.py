@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -40,85 +41,49 @@ Run `nmt COMMAND --help` for the options of a command.
 """
 
 
+# command -> (schema of its composed config, "module:function" run with the typed config)
+COMMANDS: dict[str, tuple[type, str]] = {
+    "train": (Config, "nmt.train:train"),
+    "translate": (TranslateConfig, "nmt.translate_cli:run_translate"),
+    "evaluate": (EvaluateConfig, "nmt.evaluate:evaluate"),
+    "score": (ScoreConfig, "nmt.score:run_score"),
+    "average": (AverageConfig, "nmt.average:run_average"),
+}
+
+
 def register_configs() -> None:
-    """Typed schemas for the config groups, so Hydra rejects unknown keys at composition time."""
-    ConfigStore.instance().store(name="config_schema", node=Config)
-    ConfigStore.instance().store(name="translate_schema", node=TranslateConfig)
-    ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
-    ConfigStore.instance().store(name="score_schema", node=ScoreConfig)
-    ConfigStore.instance().store(name="average_schema", node=AverageConfig)
+    """Typed schemas for the composed configs, so Hydra rejects unknown keys at composition time."""
+    for command, (schema, _) in COMMANDS.items():
+        ConfigStore.instance().store(name="config_schema" if command == "train" else f"{command}_schema", node=schema)
 
 
-def to_config(cfg: DictConfig) -> Config:
-    """Resolve a composed DictConfig into the typed Config the library uses."""
+def to_config(cfg: DictConfig, schema: type = Config):
+    """Resolve a composed DictConfig into the typed dataclass the library uses."""
     obj = OmegaConf.to_object(cfg)
-    assert isinstance(obj, Config), type(obj)
+    assert isinstance(obj, schema), type(obj)
     return obj
 
 
-def _reported(command: str, task):
-    """Run ``task`` inside the Hydra job, turning input errors into one line on stderr and exit status 2."""
-    try:
-        task()
-    except MissingMandatoryValue as err:
-        print(f"nmt {command}: error: missing value for {err.full_key}: give it on the command line "
-              f"({err.full_key}=...)", file=sys.stderr)
-        sys.exit(2)
-    except NMTError as err:  # raised inside the Hydra job: report it in one line, not as a traceback
-        print(f"nmt {command}: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+def make_task(command: str):
+    """The Hydra task of ``command``: build its typed config and run it, turning input errors into one line on
+    stderr and exit status 2 (Hydra would print a traceback)."""
+    schema, target = COMMANDS[command]
+    module, function = target.split(":")
 
+    def task(cfg: DictConfig) -> None:
+        try:
+            getattr(importlib.import_module(module), function)(to_config(cfg, schema))
+        except MissingMandatoryValue as err:
+            print(f"nmt {command}: error: missing value for {err.full_key}: give it on the command line "
+                  f"({err.full_key}=...)", file=sys.stderr)
+            sys.exit(2)
+        except NMTError as err:
+            print(f"nmt {command}: error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            sys.exit(130)
 
-def _train_main(cfg: DictConfig) -> None:
-    from nmt.train import train
-
-    _reported("train", lambda: train(to_config(cfg)))
-
-
-def _translate_main(cfg: DictConfig) -> None:
-    from nmt.translate_cli import run_translate
-
-    def task() -> None:
-        tc = OmegaConf.to_object(cfg)
-        assert isinstance(tc, TranslateConfig)
-        run_translate(tc)
-
-    _reported("translate", task)
-
-
-def _evaluate_main(cfg: DictConfig) -> None:
-    from nmt.evaluate import evaluate
-
-    def task() -> None:
-        ec = OmegaConf.to_object(cfg)
-        assert isinstance(ec, EvaluateConfig)
-        evaluate(ec)
-
-    _reported("evaluate", task)
-
-
-def _score_main(cfg: DictConfig) -> None:
-    from nmt.score import run_score
-
-    def task() -> None:
-        sc = OmegaConf.to_object(cfg)
-        assert isinstance(sc, ScoreConfig)
-        run_score(sc)
-
-    _reported("score", task)
-
-
-def _average_main(cfg: DictConfig) -> None:
-    from nmt.average import run_average
-
-    def task() -> None:
-        ac = OmegaConf.to_object(cfg)
-        assert isinstance(ac, AverageConfig)
-        run_average(ac)
-
-    _reported("average", task)
+    return task
 
 
 def run_hydra(task, config_name: str, argv: list[str]) -> None:
@@ -136,15 +101,11 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     command, rest = argv[0], argv[1:]
-    commands = {"train": (_train_main, "train"), "translate": (_translate_main, "translate"),
-                "evaluate": (_evaluate_main, "evaluate"), "score": (_score_main, "score"),
-                "average": (_average_main, "average")}
-    if command not in commands:
+    if command not in COMMANDS:
         print(f"nmt: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         sys.exit(2)
-    task, config_name = commands[command]
     try:
-        run_hydra(task, config_name, rest)
+        run_hydra(make_task(command), command, rest)
     except NMTError as err:
         print(f"nmt {command}: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -85,14 +85,16 @@ def beam_search(model, src: Tensor, src_len: Tensor, max_len: Tensor, *, beam: i
     prev = torch.full((b * k,), BOS, dtype=torch.long)
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     done = [False] * b
-    caps = max_len.tolist()
+    ending_at: dict[int, list[int]] = {}  # step -> sentences whose length cap ends there
+    for i, cap in enumerate(max_len.tolist()):
+        ending_at.setdefault(max(cap, 1) - 1, []).append(i)
     for t in range(int(max_len.max())):
         logp, state = model.step(prev, state)
         vocab = logp.shape[-1]
         cand = (cum.view(-1, 1) + _no_specials(logp)).view(b, k * vocab)
         top, idx = cand.topk(min(2 * k, k * vocab), dim=-1)  # (B, 2K)
         src_beam, tok = idx // vocab, idx % vocab
-        _collect_finished(finished, done, top, src_beam, tok, tokens, k, t, alpha, caps)
+        _collect_finished(finished, done, top, src_beam, tok, tokens, k, alpha)
         keep_score = top.masked_fill(tok == EOS, float("-inf"))
         keep_score, order = keep_score.topk(k, dim=-1)  # (B, K) best non-EOS continuations
         rows = (src_beam.gather(1, order) + torch.arange(b).unsqueeze(1) * k).view(-1)
@@ -100,27 +102,28 @@ def beam_search(model, src: Tensor, src_len: Tensor, max_len: Tensor, *, beam: i
         tokens = torch.cat([tokens.index_select(0, rows), prev.unsqueeze(1)], dim=1)
         cum = keep_score.masked_fill(torch.tensor(done).unsqueeze(1), float("-inf"))
         state = model.reorder(state, rows)
-        for i in range(b):  # the length cap: alive beams end here without EOS
-            if not done[i] and t + 1 >= caps[i]:
+        for i in ending_at.get(t, []):  # the length cap: alive beams end here without EOS
+            if not done[i]:
                 for j in range(k):
                     if cum[i, j] > float("-inf"):
-                        lp = float(cum[i, j])
-                        toks = tokens[i * k + j].tolist()
-                        finished[i].append(Hypothesis(toks, lp, lp / float(length_penalty(len(toks) + 1, alpha))))
+                        finished[i].append(_hypothesis(tokens[i * k + j].tolist(), float(cum[i, j]), alpha))
                 done[i] = True
         if all(done):
             break
     return [sorted(h, key=lambda x: -x.score)[:n_best] for h in finished]
 
 
-def _collect_finished(finished, done, top, src_beam, tok, tokens, k, t, alpha, caps) -> None:
+def _hypothesis(tokens: list[int], logprob: float, alpha: float) -> Hypothesis:
+    """A finished hypothesis scored with the length penalty (its length counts the EOS)."""
+    return Hypothesis(tokens, logprob, logprob / float(length_penalty(len(tokens) + 1, alpha)))
+
+
+def _collect_finished(finished, done, top, src_beam, tok, tokens, k, alpha) -> None:
     """Set aside EOS continuations ranked among the first K of a sentence's 2K candidates."""
     eos = (tok[:, :k] == EOS) & (top[:, :k] > float("-inf"))
     for i, j in eos.nonzero().tolist():
         if done[i]:
             continue
-        toks = tokens[i * k + int(src_beam[i, j])].tolist()
-        lp = float(top[i, j])
-        finished[i].append(Hypothesis(toks, lp, lp / float(length_penalty(len(toks) + 1, alpha))))
+        finished[i].append(_hypothesis(tokens[i * k + int(src_beam[i, j])].tolist(), float(top[i, j]), alpha))
         if len(finished[i]) >= k:
             done[i] = True

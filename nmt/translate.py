@@ -73,33 +73,32 @@ class Translator:
     def load(cls, path: str) -> Translator:
         return cls(checkpoint.load(path))
 
-    @torch.no_grad()
-    def translate(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
-                  first_line: int = 1) -> list[str]:
-        """One translation per input line, in input order; empty lines give empty lines.
-
-        Lines longer than ``max_input_len`` pieces are truncated, with one warning naming the first such line.
-        """
+    def encode(self, lines: Sequence[str], max_input_len: int, first_line: int = 1) -> list[list[int]]:
+        """Source piece ids, truncated to ``max_input_len`` with one warning naming the first long line."""
         ids = self.tokenizer.encode_src(lines)
         long = [i for i, x in enumerate(ids) if len(x) > max_input_len]
         if long:
             log.warning("line %d (and %d more) longer than %d pieces: truncated", first_line + long[0],
                         len(long) - 1, max_input_len)
             ids = [x[:max_input_len] for x in ids]
+        return ids
+
+    def translate(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
+                  first_line: int = 1) -> list[str]:
+        """One translation per input line, in input order; empty lines give empty lines."""
+        ids = self.encode(lines, max_input_len, first_line)
         hyps = translate_ids(self.model, ids, dc)
         return [text if x else "" for x, text in zip(ids, self.tokenizer.decode_tgt(hyps), strict=True)]
 
-
-def nbest_lines(translator: Translator, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
-                first_line: int = 1) -> list[str]:
-    """Moses-format n-best lines ``id ||| translation ||| score`` (id: 0-based input line; score: the
-    length-normalised log-probability that ranks them), ``dc.n_best`` per non-empty input line."""
-    ids = [x[:max_input_len] for x in translator.tokenizer.encode_src(lines)]
-    out = []
-    for offset, hyps in enumerate(decode_all(translator.model, ids, dc)):
-        texts = translator.tokenizer.decode_tgt([h.tokens for h in hyps]) if hyps else []
-        out += [f"{first_line - 1 + offset} ||| {t} ||| {h.score:.4f}" for t, h in zip(texts, hyps, strict=True)]
-    return out
+    def nbest(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
+              first_line: int = 1) -> list[str]:
+        """Moses-format n-best lines ``id ||| translation ||| score`` (id: 0-based input line; score: the
+        length-normalised log-probability that ranks them), ``dc.n_best`` per non-empty input line."""
+        out = []
+        for offset, hyps in enumerate(decode_all(self.model, self.encode(lines, max_input_len, first_line), dc)):
+            texts = self.tokenizer.decode_tgt([h.tokens for h in hyps]) if hyps else []
+            out += [f"{first_line - 1 + offset} ||| {t} ||| {h.score:.4f}" for t, h in zip(texts, hyps, strict=True)]
+        return out
 
 
 def chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -10,7 +10,7 @@ import torch
 from nmt.config import TranslateConfig
 from nmt.data.load import decode_lines, read_lines, resolve_path
 from nmt.errors import NMTError
-from nmt.translate import Translator, chunks, nbest_lines
+from nmt.translate import Translator, chunks
 
 CHUNK = 2000  # lines translated together: bounded memory, good batches
 
@@ -46,7 +46,7 @@ def run_translate(tc: TranslateConfig) -> None:
         done = 0
         for chunk in chunks(lines, CHUNK):
             if tc.decode.n_best > 1:
-                texts = nbest_lines(translator, chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1)
+                texts = translator.nbest(chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1)
             else:
                 texts = translator.translate(chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1)
             out.write("".join(text + "\n" for text in texts))

@@ -59,7 +59,7 @@ class Seq2Seq(nn.Module):
         """log p(y|x) of each pair (B,), summed over target tokens incl. EOS (Cho 2014's scoring use)."""
         _, c = self.encoder(batch.src, batch.src_len)
         logp = self.decoder.out(self.decoder.features(batch.tgt_in, c)).log_softmax(-1)  # (B, T, V)
-        tok = logp.gather(-1, batch.tgt_out.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        tok = logp.gather(-1, batch.tgt_out.unsqueeze(-1)).squeeze(-1)
         return (tok * (batch.tgt_out != PAD)).sum(-1)
 
     def encode(self, src: Tensor, src_len: Tensor) -> State:
