@@ -51,17 +51,21 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The RNN Encoder-Decoder of Cho et al. (2014), section 2.2 and appendix A."""
+    """The RNN Encoder-Decoder of Cho et al. (2014), section 2.2 and appendix A, or RNNsearch
+    (Bahdanau et al. 2015), which adds a bidirectional encoder and attention."""
 
     name: str = "small"
+    arch: str = "cho2014"  # cho2014 (the summary vector c) | rnnsearch (bidirectional encoder + attention)
     emb_dim: int = 256  # word embedding rank (paper: 100)
     hidden_dim: int = 512  # GRU units in encoder and decoder (paper: 1000)
     maxout_dim: int = 256  # maxout units after pooling (paper: 500)
     maxout_pool: int = 2  # pieces pooled by each maxout unit
+    attention_dim: int = 512  # alignment units of the additive attention (arch=rnnsearch; paper: 1000)
     dropout: float = 0.3  # on embeddings and the readout
     cell: str = "fused"  # fused (torch.nn.GRU) | equations (nmt.model.gru, the gate equations)
     reset_after: bool = True  # reset gate after the recurrent matmul (cuDNN form); false: Cho 2014 form
-    reverse_source: bool = True  # read the source right to left (Sutskever et al. 2014); Cho 2014 did not
+    reverse_source: bool = True  # read the source right to left (Sutskever et al. 2014); Cho 2014 did not;
+    # arch=rnnsearch reads it both ways and ignores this
     init: str = "cho2014"  # cho2014 (orthogonal recurrent, N(0, init_std) elsewhere) | torch
     init_std: float = 0.01
 

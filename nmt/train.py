@@ -22,7 +22,8 @@ from nmt.data.prepare import Corpus, prepare
 from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NMTError
 from nmt.metrics import bleu
-from nmt.model.seq2seq import Seq2Seq, n_params
+from nmt.model import build_model
+from nmt.model.seq2seq import EncoderDecoder, n_params
 from nmt.signals import StopRequest
 from nmt.translate import translate_ids
 
@@ -67,7 +68,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 
 @torch.no_grad()
-def validate(model: Seq2Seq, corpus: Corpus, cfg: TrainConfig) -> dict[str, float]:
+def validate(model: EncoderDecoder, corpus: Corpus, cfg: TrainConfig) -> dict[str, float]:
     """Dev loss and perplexity (teacher forcing) and BLEU of greedy translations (sacrebleu, detokenized)."""
     model.eval()
     dev = BatchIterator(corpus.dev_src, corpus.dev_tgt, cfg.batch_tokens, shuffle=False, seed=0)
@@ -111,7 +112,7 @@ class Run:
         torch.manual_seed(self.tc.seed)
         tok = Tokenizer(resumed["tokenizer"]["src"], resumed["tokenizer"]["tgt"]) if resumed else None
         self.corpus = prepare(cfg.data, tok)
-        self.model = Seq2Seq(cfg.model, self.corpus.tokenizer.src_vocab_size, self.corpus.tokenizer.tgt_vocab_size)
+        self.model = build_model(cfg.model, self.corpus.tokenizer.src_vocab_size, self.corpus.tokenizer.tgt_vocab_size)
         self.opt = make_optimizer(self.model, self.tc)
         self.state = TrainState()
         self.batches = BatchIterator(self.corpus.train_src, self.corpus.train_tgt, self.tc.batch_tokens,
@@ -293,7 +294,8 @@ class Progress:
 def check_compatible(ckpt: dict, model_cfg: ModelConfig) -> None:
     """Refuse to continue a checkpoint whose model settings differ from the requested ones."""
     saved = ckpt["model_info"]["config"]
-    shape_keys = ("emb_dim", "hidden_dim", "maxout_dim", "maxout_pool", "reset_after", "reverse_source")
+    shape_keys = ("arch", "emb_dim", "hidden_dim", "attention_dim", "maxout_dim", "maxout_pool", "reset_after",
+                  "reverse_source")
     default = ModelConfig()  # keys missing from older checkpoints had their default value
     saved = {k: saved.get(k, getattr(default, k)) for k in shape_keys}
     diffs = [f"{k}: checkpoint {saved[k]!r} vs requested {getattr(model_cfg, k)!r}" for k in shape_keys

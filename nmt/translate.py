@@ -12,7 +12,7 @@ from nmt.config import DecodeConfig, ModelConfig
 from nmt.data.batching import collate, token_batches
 from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NMTError
-from nmt.model.seq2seq import Seq2Seq
+from nmt.model import build_model
 from nmt.search import Hypothesis, beam_search, greedy, max_lengths
 
 log = logging.getLogger("nmt.translate")
@@ -63,7 +63,7 @@ class Translator:
         self.tokenizer = Tokenizer(ckpt["tokenizer"]["src"], ckpt["tokenizer"]["tgt"])
         if (self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size) != (info["src_vocab"], info["tgt_vocab"]):
             raise NMTError("checkpoint's tokenizer and model disagree on vocabulary sizes")
-        self.model = Seq2Seq(ModelConfig(**info["config"]), info["src_vocab"], info["tgt_vocab"])
+        self.model = build_model(ModelConfig(**info["config"]), info["src_vocab"], info["tgt_vocab"])
         self.model.load_state_dict(ckpt["model"])
         self.model.eval()
         self.config = ckpt.get("config", {})

@@ -6,21 +6,34 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from nmt.model.gru import EquationsGRU
+from nmt.model.gru import EquationsGRU, GRUCell
 
 
-def make_gru(input_size: int, hidden_size: int, *, cell: str, reset_after: bool) -> nn.Module:
+def _check_cell(cell: str, reset_after: bool) -> None:
+    if cell not in ("fused", "equations"):
+        raise ValueError(f"unknown model.cell {cell!r}: use fused or equations")
+    if cell == "fused" and not reset_after:
+        raise ValueError("model.reset_after=false (Cho 2014 form) needs model.cell=equations")
+
+
+def make_gru(input_size: int, hidden_size: int, *, cell: str, reset_after: bool,
+             bidirectional: bool = False) -> nn.Module:
     """A single-layer batch-first GRU: ``torch.nn.GRU`` (cell="fused") or :class:`EquationsGRU`.
 
     Both hold the same parameter names, so a state dict trained with one loads into the other.
     """
+    _check_cell(cell, reset_after)
     if cell == "fused":
-        if not reset_after:
-            raise ValueError("model.reset_after=false (Cho 2014 form) needs model.cell=equations")
-        return nn.GRU(input_size, hidden_size, batch_first=True)
-    if cell == "equations":
-        return EquationsGRU(input_size, hidden_size, reset_after=reset_after)
-    raise ValueError(f"unknown model.cell {cell!r}: use fused or equations")
+        return nn.GRU(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+    return EquationsGRU(input_size, hidden_size, reset_after=reset_after, bidirectional=bidirectional)
+
+
+def make_gru_cell(input_size: int, hidden_size: int, *, cell: str, reset_after: bool) -> nn.Module:
+    """One GRU step ``h' = cell(x, h)``: ``torch.nn.GRUCell`` or :class:`GRUCell` (same parameter names)."""
+    _check_cell(cell, reset_after)
+    if cell == "fused":
+        return nn.GRUCell(input_size, hidden_size)
+    return GRUCell(input_size, hidden_size, reset_after=reset_after)
 
 
 def run_gru(rnn: nn.Module, x: Tensor, h0: Tensor | None = None, lengths: Tensor | None = None
@@ -30,19 +43,20 @@ def run_gru(rnn: nn.Module, x: Tensor, h0: Tensor | None = None, lengths: Tensor
     :param x: (B, T, I) inputs. :param h0: (B, H) initial state or None (zeros).
     :param lengths: (B,) real lengths; None when every row is used in full (or padding at the end
         does not matter to the caller, as in the teacher-forced decoder).
-    :return: outputs (B, T, H) (zeros past each length) and the last real state (B, H).
+    :return: outputs (B, T, D*H) (zeros past each length) and the last state (B, H): the state after the
+        last real token, or for a bidirectional GRU the backward direction's state after the first token.
     """
     h0_ = None if h0 is None else h0.unsqueeze(0).contiguous()
     if isinstance(rnn, EquationsGRU):
         out, h_n = rnn(x, h0_, lengths)
-        return out, h_n[0]
+        return out, h_n[-1]
     if lengths is None:
         out, h_n = rnn(x, h0_)
-        return out, h_n[0]
+        return out, h_n[-1]
     packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     out, h_n = rnn(packed, h0_)
     out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-    return out, h_n[0]
+    return out, h_n[-1]
 
 
 def init_cho2014(module: nn.Module, std: float) -> None:

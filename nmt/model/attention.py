@@ -1,0 +1,37 @@
+"""Additive attention (Bahdanau et al. 2015, section 3.1 and appendix A.1.2).
+
+``e_ij = v_a^T tanh(W_a s_{i-1} + U_a h_j)``, ``alpha_ij = softmax_j(e_ij)`` over the real source
+positions, and the context ``c_i = sum_j alpha_ij h_j``. ``U_a h_j`` does not depend on the decoder
+step, so it is computed once per sentence (``project_keys``).
+Letters: B batch, S source length, K annotation size (2H), Q query size (H), A alignment units.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class AdditiveAttention(nn.Module):
+    """:param query_dim: Q. :param key_dim: K. :param attn_dim: A."""
+
+    def __init__(self, query_dim: int, key_dim: int, attn_dim: int) -> None:
+        super().__init__()
+        self.w_a = nn.Linear(query_dim, attn_dim, bias=False)
+        self.u_a = nn.Linear(key_dim, attn_dim)
+        self.v_a = nn.Linear(attn_dim, 1, bias=False)
+
+    def project_keys(self, annotations: Tensor) -> Tensor:
+        """``U_a h_j`` for every position: (B, S, K) -> (B, S, A)."""
+        return self.u_a(annotations)
+
+    def forward(self, query: Tensor, keys: Tensor, annotations: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Attend once.
+
+        :param query: (B, Q) previous decoder state. :param keys: (B, S, A) from ``project_keys``.
+        :param annotations: (B, S, K). :param mask: (B, S) true on real source tokens (at least one per row).
+        :return: context (B, K) and weights (B, S), which sum to 1 and are 0 on padding.
+        """
+        energy = self.v_a(torch.tanh(keys + self.w_a(query).unsqueeze(1))).squeeze(-1)  # (B, S)
+        weights = energy.masked_fill(~mask, float("-inf")).softmax(-1)
+        return torch.bmm(weights.unsqueeze(1), annotations).squeeze(1), weights
