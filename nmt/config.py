@@ -76,6 +76,9 @@ class TrainConfig:
 
     seed: int = 1234
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    device: str = "auto"  # auto (a GPU when visible, else CPU) | cpu | cuda; under torchrun: cuda:LOCAL_RANK
+    precision: str = "fp32"  # fp32 | bf16 (autocast on CUDA; the loss and optimizer stay in fp32)
+    dist_backend: str = "auto"  # torchrun runs: auto (nccl on GPUs, gloo on CPUs) | nccl | gloo
     optimizer: str = "adam"  # adam | adadelta
     lr: float = 1e-3
     adam_betas: tuple[float, float] = (0.9, 0.999)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -15,7 +16,7 @@ import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from nmt import checkpoint
+from nmt import checkpoint, distributed
 from nmt.config import Config, DecodeConfig, ModelConfig, TrainConfig
 from nmt.data.batching import BatchIterator
 from nmt.data.prepare import Corpus, prepare
@@ -71,10 +72,11 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 def validate(model: EncoderDecoder, corpus: Corpus, cfg: TrainConfig) -> dict[str, float]:
     """Dev loss and perplexity (teacher forcing) and BLEU of greedy translations (sacrebleu, detokenized)."""
     model.eval()
+    device = next(model.parameters()).device
     dev = BatchIterator(corpus.dev_src, corpus.dev_tgt, cfg.batch_tokens, shuffle=False, seed=0)
     total, tokens = 0.0, 0
     for idx in dev.epoch(0):
-        b = dev.make(idx)
+        b = dev.make(idx).to(device)
         total += float(model.loss(b))
         tokens += b.n_tgt_tokens
     n = cfg.eval_max_sentences or len(corpus.dev_src)
@@ -91,10 +93,19 @@ def _improved(value: float, best: float | None, metric: str) -> bool:
 
 
 class Run:
-    """One training run in ``cfg.run_dir``: model, optimizer, data and state, with checkpointing."""
+    """One training run in ``cfg.run_dir``: model, optimizer, data and state, with checkpointing.
 
-    def __init__(self, cfg: Config) -> None:
+    :param dist: this process's rank and device under torchrun (see nmt.distributed); default: one process.
+    """
+
+    def __init__(self, cfg: Config, dist: distributed.Dist | None = None) -> None:
         self.cfg, self.tc = cfg, cfg.train
+        self.dist = dist or distributed.Dist(device=distributed.resolve_device(cfg.train.device))
+        self.device = self.dist.device
+        if self.tc.precision not in ("fp32", "bf16"):
+            raise NMTError(f"unknown train.precision {self.tc.precision!r}: use fp32 or bf16")
+        if self.tc.precision == "bf16" and self.device.type != "cuda":
+            raise NMTError("train.precision=bf16 needs a CUDA device (train.device=cuda or auto with a GPU)")
         self.dir = Path(cfg.run_dir)
         last = self.dir / "last.pt"
         resumed = None
@@ -111,26 +122,36 @@ class Run:
         random.seed(self.tc.seed)
         torch.manual_seed(self.tc.seed)
         tok = Tokenizer(resumed["tokenizer"]["src"], resumed["tokenizer"]["tgt"]) if resumed else None
-        self.corpus = prepare(cfg.data, tok)
-        self.model = build_model(cfg.model, self.corpus.tokenizer.src_vocab_size, self.corpus.tokenizer.tgt_vocab_size)
+        with self.dist.main_first():  # rank 0 fills the sentencepiece and datasets caches, the others reuse them
+            self.corpus = prepare(cfg.data, tok)
+        self.model = build_model(cfg.model, self.corpus.tokenizer.src_vocab_size,
+                                 self.corpus.tokenizer.tgt_vocab_size).to(self.device)
         self.opt = make_optimizer(self.model, self.tc)
         self.state = TrainState()
-        self.batches = BatchIterator(self.corpus.train_src, self.corpus.train_tgt, self.tc.batch_tokens,
-                                     shuffle=True, seed=self.tc.seed)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.batches = BatchIterator.from_dataset(self.corpus.train, self.tc.batch_tokens, shuffle=True,
+                                                  seed=self.tc.seed)
+        if self.dist.is_main:
+            self.dir.mkdir(parents=True, exist_ok=True)
         if resumed:
             self.model.load_state_dict(resumed["model"])
             self.opt.load_state_dict(resumed["optimizer"])
             self.state = TrainState(**resumed["train_state"])
             torch.set_rng_state(resumed["rng"]["torch"])
             random.setstate(resumed["rng"]["python"])
+            if "cuda" in resumed["rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state(resumed["rng"]["cuda"], self.device)
             log.info("resumed %s at step %d (epoch %d)", last, self.state.step, self.state.epoch + 1)
-        else:
+        elif self.dist.is_main:
             self.corpus.tokenizer.save(self.dir)
             (self.dir / "metrics.jsonl").unlink(missing_ok=True)
+        # the loss through DistributedDataParallel under torchrun (after loading, so every rank has the weights)
+        self.loss_fn = self.dist.wrap(self.model)
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.tc.precision == "bf16"
+                         else contextlib.nullcontext())
         # written only once the run is accepted, so a refused run leaves the directory as it was
-        (self.dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-        (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        if self.dist.is_main:
+            (self.dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+            (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _payload(self, full: bool) -> dict:
@@ -145,12 +166,17 @@ class Run:
             out["train_state"] = asdict(self.state)
             out["optimizer"] = self.opt.state_dict()
             out["rng"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+            if self.device.type == "cuda":
+                out["rng"]["cuda"] = torch.cuda.get_rng_state(self.device)
         return out
 
     def save_last(self) -> None:
-        checkpoint.save(self._payload(full=True), self.dir / "last.pt")
+        if self.dist.is_main:
+            checkpoint.save(self._payload(full=True), self.dir / "last.pt")
 
     def log_metrics(self, kind: str, values: dict) -> None:
+        if not self.dist.is_main:
+            return
         row = {"kind": kind, "step": self.state.step, "epoch": self.state.epoch + 1, **values}
         with open(self.dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -187,10 +213,20 @@ class Run:
         self.save_last()
         return tc.patience > 0 and s.bad_evals >= tc.patience
 
+    def evaluate_all(self) -> bool:
+        """:meth:`evaluate` on rank 0 while the other ranks wait; then every rank takes rank 0's training
+        state (best score, plateau lr drops, patience) and its stop decision. One process: :meth:`evaluate`."""
+        if not self.dist.enabled:
+            return self.evaluate()
+        stop = self.evaluate() if self.dist.is_main else False
+        stop, state = self.dist.from_main((stop, asdict(self.state)))
+        vars(self.state).update(state)
+        return stop
+
     def fit(self) -> TrainState:
         """Train until a limit, early stopping or a stop signal; returns the final state."""
         s, tc = self.state, self.tc
-        per_epoch = len(self.batches.epoch(s.epoch))
+        per_epoch = len(self.batches.epoch(s.epoch)) // self.dist.world_size
         total = tc.max_steps if tc.max_steps > 0 else tc.max_epochs * per_epoch
         log.info("model: %s parameters; %d training pairs (of %d) in %d batches/epoch; run dir %s",
                  f"{n_params(self.model):,}", len(self.corpus.train_src), self.corpus.n_train_raw, per_epoch, self.dir)
@@ -205,12 +241,12 @@ class Run:
             if stop_request.signal_name:
                 self.save_last()
             elif not s.history or s.history[-1][0] != s.step:
-                self.evaluate()
+                self.evaluate_all()
         self.progress.close()
-        if stop_request.signal_name:
+        if stop_request.signal_name and self.dist.is_main:
             print(f"stopped by {stop_request.signal_name} at step {s.step}; saved {self.dir / 'last.pt'}. Resume "
                   f"with the same command plus: hydra.run.dir={self.dir} train.resume=true", flush=True)
-        else:
+        elif self.dist.is_main:
             print(f"done ({reason}) after {s.step} updates, {s.epoch + (s.batch_in_epoch > 0)} epochs, "
                   f"{s.elapsed_s / 60:.1f} min: best dev {tc.early_stop_metric} {s.best:.2f} at step {s.best_step}; "
                   f"checkpoints in {self.dir}", flush=True)
@@ -220,19 +256,24 @@ class Run:
         """Train on the rest of the current epoch; returns why training must stop, or None at the epoch's end."""
         s, tc = self.state, self.tc
         batches = self.batches.epoch(s.epoch)
-        while s.batch_in_epoch < len(batches):
-            batch = self.batches.make(batches[s.batch_in_epoch])
-            loss = self.update(batch)
-            s.batch_in_epoch += 1
-            self.progress.update(loss, batch.n_tgt_tokens)
+        # with N ranks an update uses N batches, rank r taking batch_in_epoch + r; an epoch's last
+        # len(batches) % N batches are left out, as DistributedSampler(drop_last=True) does (nmt.distributed)
+        while s.batch_in_epoch + self.dist.world_size <= len(batches):
+            batch = self.batches.make(batches[s.batch_in_epoch + self.dist.rank]).to(self.device)
+            loss, n_tokens = self.update(batch)
+            s.batch_in_epoch += self.dist.world_size
+            self.progress.update(loss, n_tokens)
+            out_of_time = tc.max_minutes > 0 and s.elapsed_s >= tc.max_minutes * 60
+            if self.dist.enabled:  # rank 0's clock and signals decide for every rank: all stop at the same update
+                out_of_time, stop_request.signal_name = self.dist.from_main((out_of_time, stop_request.signal_name))
             reason = None
             if tc.max_steps > 0 and s.step >= tc.max_steps:
                 reason = "max_steps"
-            elif tc.max_minutes > 0 and s.elapsed_s >= tc.max_minutes * 60:
+            elif out_of_time:
                 reason = "max_minutes"
             if stop_request.signal_name:
                 return f"stopped by {stop_request.signal_name}"
-            if (s.step % tc.eval_every == 0 or reason) and self.evaluate():
+            if (s.step % tc.eval_every == 0 or reason) and self.evaluate_all():
                 reason = "early stopping"
             if reason:
                 return reason
@@ -240,19 +281,22 @@ class Run:
         s.batch_in_epoch = 0
         return None
 
-    def update(self, batch) -> float:
-        """One optimizer step on a batch; returns the summed loss."""
+    def update(self, batch) -> tuple[float, int]:
+        """One optimizer step on a batch (on every rank: the union of the ranks' batches); returns the summed
+        loss and the number of target tokens of the step."""
         s, tc = self.state, self.tc
         s.step += 1
         for g in self.opt.param_groups:
             g["lr"] = learning_rate(s.step, tc, s.lr_scale)
-        loss = self.model.loss(batch, tc.label_smoothing)
+        with self.autocast:
+            loss = self.loss_fn(batch, tc.label_smoothing)
+        total_loss, n_tokens = self.dist.sum_loss_tokens(loss, batch.n_tgt_tokens)
         self.opt.zero_grad(set_to_none=True)
-        (loss / batch.n_tgt_tokens).backward()
+        (loss / self.dist.loss_denominator(n_tokens)).backward()
         if tc.clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_norm)
         self.opt.step()
-        return loss.item()
+        return total_loss, n_tokens
 
 
 class Progress:
@@ -261,7 +305,7 @@ class Progress:
     def __init__(self, run: Run, total: int) -> None:
         self.run, self.total = run, total
         self.start = time.monotonic() - run.state.elapsed_s
-        self.interactive = sys.stderr.isatty()
+        self.interactive = sys.stderr.isatty() and run.dist.is_main
         self.bar = tqdm(total=total, initial=run.state.step, unit="step", dynamic_ncols=True,
                         disable=not self.interactive)
         self.tokens, self.loss, self.window_start = 0, 0.0, time.monotonic()
@@ -272,7 +316,7 @@ class Progress:
         self.loss += loss
         self.bar.update(1)
         s.elapsed_s = time.monotonic() - self.start
-        if s.step % tc.log_every:
+        if s.step % tc.log_every or not self.run.dist.is_main:
             return
         rate = self.tokens / max(time.monotonic() - self.window_start, 1e-9)
         avg = self.loss / max(self.tokens, 1)
@@ -305,5 +349,9 @@ def check_compatible(ckpt: dict, model_cfg: ModelConfig) -> None:
 
 
 def train(cfg: Config) -> TrainState:
-    """Train (or resume) a model as configured; returns the final training state."""
-    return Run(cfg).fit()
+    """Train (or resume) a model as configured; returns the final training state.
+
+    Under torchrun, each process joins the process group here and trains its share (nmt.distributed).
+    """
+    with distributed.session(cfg.train.device, cfg.train.dist_backend) as dist:
+        return Run(cfg, dist).fit()

@@ -5,10 +5,13 @@ Letters: B batch, S source length, T target length (incl. the BOS or EOS it is s
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import datasets
+import numpy as np
 import torch
 
 from nmt.data.tokenizer import BOS, EOS, PAD
@@ -45,6 +48,13 @@ class Batch:
     def n_src_tokens(self) -> int:
         return int(self.src_len.sum())
 
+    def to(self, device: torch.device) -> Batch:
+        """The batch on ``device``: itself on the CPU; on a GPU copied from pinned memory without blocking."""
+        if device.type == "cpu":
+            return self
+        return Batch(**{f.name: getattr(self, f.name).pin_memory().to(device, non_blocking=True)
+                        for f in dataclasses.fields(self)})
+
 
 def pad(seqs: Sequence[Sequence[int]], *, prefix: int | None = None, suffix: int | None = None) -> torch.Tensor:
     """(B, L) tensor of the sequences with optional first/last symbol added, right-padded with PAD."""
@@ -78,24 +88,28 @@ def token_batches(
     ``len(batch) * (max length + 1)`` on each side (+1 for BOS/EOS); a single example longer than the
     budget forms a batch of its own. Deterministic for a given ``seed``.
 
+    The lengths may be numpy arrays: sorting is done in numpy and no per-example Python objects are kept
+    besides the returned indices, so millions of examples batch in bounded memory.
+
     :return: list of batches, each a list of example indices; every index appears exactly once.
     """
     rng = random.Random(seed)
     n = len(src_lens)
-    noise = [rng.random() for _ in range(n)] if shuffle else [0.0] * n
-    order = sorted(range(n), key=lambda i: (tgt_lens[i], src_lens[i], noise[i]))
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    max_s = max_t = 0
-    for i in order:
-        s, t = max(max_s, src_lens[i] + 1), max(max_t, tgt_lens[i] + 1)
-        if cur and (len(cur) + 1) * max(s, t) > max_tokens:
-            batches.append(cur)
-            cur, s, t = [], src_lens[i] + 1, tgt_lens[i] + 1
-        cur.append(i)
+    src_a, tgt_a = np.asarray(src_lens, dtype=np.int64), np.asarray(tgt_lens, dtype=np.int64)
+    noise = np.fromiter((rng.random() for _ in range(n)), dtype=np.float64, count=n) if shuffle else np.zeros(n)
+    order = np.lexsort((noise, src_a, tgt_a))  # by target length, then source length, then noise (stable)
+    starts: list[int] = []  # positions in ``order`` where a batch begins
+    size = max_s = max_t = 0
+    for pos, (sl, tl) in enumerate(zip(src_a[order].tolist(), tgt_a[order].tolist(), strict=True)):
+        s, t = max(max_s, sl + 1), max(max_t, tl + 1)
+        if size and (size + 1) * max(s, t) > max_tokens:
+            starts.append(pos - size)
+            size, s, t = 0, sl + 1, tl + 1
+        size += 1
         max_s, max_t = s, t
-    if cur:
-        batches.append(cur)
+    if size:
+        starts.append(n - size)
+    batches = [chunk.tolist() for chunk in np.split(order, starts[1:])] if n else []
     if shuffle:
         rng.shuffle(batches)
     return batches
@@ -110,9 +124,21 @@ class BatchIterator:
     def __init__(self, src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]], max_tokens: int,
                  *, shuffle: bool, seed: int) -> None:
         self.src, self.tgt = src, tgt
-        self.src_lens = [len(s) for s in src]
-        self.tgt_lens = [len(t) for t in tgt]
+        self.src_lens = np.array([len(s) for s in src], dtype=np.int64)
+        self.tgt_lens = np.array([len(t) for t in tgt], dtype=np.int64)
         self.max_tokens, self.shuffle, self.seed = max_tokens, shuffle, seed
+        self.table: datasets.Dataset | None = None
+
+    @classmethod
+    def from_dataset(cls, ds: datasets.Dataset, max_tokens: int, *, shuffle: bool, seed: int) -> BatchIterator:
+        """Over a ``datasets.Dataset`` with columns ``src_ids``, ``tgt_ids``, ``src_len`` and ``tgt_len``
+        (nmt.data.prepare makes them): only the lengths are read into memory, as numpy arrays; each batch's
+        rows are read from the memory-mapped Arrow table when the batch is made."""
+        it = cls([], [], max_tokens, shuffle=shuffle, seed=seed)
+        lens = ds.select_columns(["src_len", "tgt_len"]).with_format("numpy")[:]
+        it.src_lens, it.tgt_lens = lens["src_len"].astype(np.int64), lens["tgt_len"].astype(np.int64)
+        it.table = ds.select_columns(["src_ids", "tgt_ids"])
+        return it
 
     def epoch(self, epoch: int) -> list[list[int]]:
         """The batches of ``epoch`` (0-based); the same epoch always gives the same batches."""
@@ -120,4 +146,7 @@ class BatchIterator:
                              shuffle=self.shuffle, seed=self.seed * 100_003 + epoch)
 
     def make(self, indices: Sequence[int]) -> Batch:
+        if self.table is not None:
+            rows = self.table[list(indices)]  # one Arrow take
+            return collate(rows["src_ids"], rows["tgt_ids"], indices)
         return collate([self.src[i] for i in indices], [self.tgt[i] for i in indices], indices)

@@ -1,8 +1,15 @@
-"""From a data config to tokenized, length-filtered training pairs and a dev set."""
+"""From a data config to tokenized, length-filtered training pairs and a dev set.
+
+The training split stays in Hugging Face ``datasets``' memory-mapped Arrow files from loading to batching:
+sentencepiece reads it in chunks and samples ``data.spm_input_sentence_size`` sentences, tokenization and the
+length filter are ``datasets.map``/``filter`` passes written to disk, and batching reads only the length
+columns into memory (nmt.data.batching). A corpus larger than memory trains in bounded memory.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import datasets
@@ -14,22 +21,54 @@ from nmt.data.tokenizer import Tokenizer, train_or_load
 
 @dataclass
 class Corpus:
-    """Tokenized data for training: id lists, plus the dev references as raw text for BLEU."""
+    """Tokenized data for training, plus the dev references as raw text for BLEU.
+
+    :param train: the kept training pairs (Arrow-backed): ``src_ids``, ``tgt_ids``, ``src_len``, ``tgt_len``.
+    """
 
     tokenizer: Tokenizer
-    train_src: list[list[int]]
-    train_tgt: list[list[int]]
+    train: datasets.Dataset
     dev_src: list[list[int]]
     dev_tgt: list[list[int]]
     dev_refs: list[str]
     n_train_raw: int
 
+    @property
+    def train_src(self) -> datasets.Column:
+        """Training source id lists, read lazily from Arrow."""
+        return self.train["src_ids"]
+
+    @property
+    def train_tgt(self) -> datasets.Column:
+        return self.train["tgt_ids"]
+
+
+class TextColumn:
+    """A string column that can be iterated over several times, read from Arrow in chunks."""
+
+    def __init__(self, ds: datasets.Dataset, column: str, chunk: int = 10_000) -> None:
+        self.ds, self.column, self.chunk = ds.select_columns([column]), column, chunk
+
+    def __iter__(self) -> Iterator[str]:
+        for rows in self.ds.iter(batch_size=self.chunk):
+            yield from rows[self.column]
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+
+def _encode(b: dict, tok: Tokenizer) -> dict:
+    src, tgt = tok.encode_src(b["src"]), tok.encode_tgt(b["tgt"])
+    return {"src_ids": src, "tgt_ids": tgt, "src_len": [len(x) for x in src], "tgt_len": [len(x) for x in tgt]}
+
 
 def tokenize(ds: datasets.Dataset, tok: Tokenizer, key: str) -> datasets.Dataset:
-    """Add ``src_ids`` and ``tgt_ids`` columns with ``datasets.map`` (cached on disk per dataset and tokenizer)."""
-    fp = hashlib.sha256(f"{ds._fingerprint}|{key}".encode()).hexdigest()[:16]
+    """Add ``src_ids``, ``tgt_ids`` and their lengths ``src_len``, ``tgt_len`` with ``datasets.map`` (cached
+    on disk per dataset and tokenizer)."""
+    fp = hashlib.sha256(f"{ds._fingerprint}|{key}|len".encode()).hexdigest()[:16]
     return ds.map(
-        lambda b: {"src_ids": tok.encode_src(b["src"]), "tgt_ids": tok.encode_tgt(b["tgt"])},
+        _encode,
+        fn_kwargs={"tok": tok},
         batched=True,
         batch_size=2000,
         new_fingerprint=fp,
@@ -47,22 +86,22 @@ def prepare(cfg: DataConfig, tokenizer: Tokenizer | None = None) -> Corpus:
     train = load_split(cfg, "train")
     dev = load_split(cfg, "dev")
     if tokenizer is None:
-        tokenizer = train_or_load(train["src"], train["tgt"], cfg)
+        tokenizer = train_or_load(TextColumn(train, "src"), TextColumn(train, "tgt"), cfg)
     key = hashlib.sha256(tokenizer.src_model + b"|" + tokenizer.tgt_model).hexdigest()
     train_t = tokenize(train, tokenizer, key)
-    keep = train_t.filter(
-        lambda b: [0 < len(s) <= cfg.max_len and 0 < len(t) <= cfg.max_len
-                   for s, t in zip(b["src_ids"], b["tgt_ids"], strict=True)],
+    keep = train_t.select_columns(["src_ids", "tgt_ids", "src_len", "tgt_len"]).filter(
+        lambda src_len, tgt_len: [0 < s <= cfg.max_len and 0 < t <= cfg.max_len
+                                  for s, t in zip(src_len, tgt_len, strict=True)],
+        input_columns=["src_len", "tgt_len"],
         batched=True,
         desc="filtering",
     )
     dev_t = tokenize(dev, tokenizer, key)
     return Corpus(
         tokenizer=tokenizer,
-        train_src=keep["src_ids"],
-        train_tgt=keep["tgt_ids"],
-        dev_src=dev_t["src_ids"],
-        dev_tgt=dev_t["tgt_ids"],
-        dev_refs=dev["tgt"],
+        train=keep,
+        dev_src=list(dev_t["src_ids"]),
+        dev_tgt=list(dev_t["tgt_ids"]),
+        dev_refs=list(dev["tgt"]),
         n_train_raw=len(train),
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -83,8 +84,8 @@ def _train_one(sentences: Iterable[str], cfg: DataConfig, vocab_size: int) -> by
     return buf.getvalue()
 
 
-def cache_key(src_texts: Sequence[str], tgt_texts: Sequence[str], cfg: DataConfig) -> str:
-    """Hash of the training text and the settings that shape the model."""
+def cache_key(src_texts: Iterable[str], tgt_texts: Iterable[str], cfg: DataConfig) -> str:
+    """Hash of the training text (read once, streaming) and the settings that shape the model."""
     h = hashlib.sha256()
     settings = [cfg.vocab_size, cfg.spm_model_type, cfg.joint_vocab, cfg.character_coverage,
                 cfg.spm_input_sentence_size, spm.__version__]
@@ -97,14 +98,18 @@ def cache_key(src_texts: Sequence[str], tgt_texts: Sequence[str], cfg: DataConfi
     return h.hexdigest()[:20]
 
 
-def train_or_load(src_texts: Sequence[str], tgt_texts: Sequence[str], cfg: DataConfig) -> Tokenizer:
-    """Train sentencepiece on the train split, or reuse the cached model for the same inputs."""
+def train_or_load(src_texts: Iterable[str], tgt_texts: Iterable[str], cfg: DataConfig) -> Tokenizer:
+    """Train sentencepiece on the train split, or reuse the cached model for the same inputs.
+
+    The texts are iterated over (twice: hash, then training), never held in a list; sentencepiece keeps a
+    random sample of ``cfg.spm_input_sentence_size`` sentences, so memory stays bounded on large corpora.
+    """
     folder = Path(cfg.cache_dir).expanduser() / "spm" / cache_key(src_texts, tgt_texts, cfg)
     src_file, tgt_file = folder / "src.model", folder / "tgt.model"
     if src_file.is_file() and tgt_file.is_file():
         return Tokenizer(src_file.read_bytes(), tgt_file.read_bytes())
     if cfg.joint_vocab:
-        src_model = _train_one([*src_texts, *tgt_texts], cfg, cfg.vocab_size)
+        src_model = _train_one(itertools.chain(src_texts, tgt_texts), cfg, cfg.vocab_size)
         tgt_model = src_model
     else:
         src_model = _train_one(src_texts, cfg, cfg.vocab_size)

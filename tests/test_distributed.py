@@ -1,0 +1,171 @@
+"""Data-parallel training (nmt.distributed): device and backend choice, and the DDP equivalence under torchrun.
+
+The equivalence test runs ``torchrun --nproc_per_node=2 -m nmt train`` with the gloo backend on the CPU and
+checks that its weights equal those of one process whose every update sees the union of the two ranks' batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from nmt import checkpoint, distributed
+from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
+from nmt.errors import NMTError
+from nmt.train import Run
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+needs_dist = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                                reason="torch.distributed with gloo is not available")
+
+# --------------------------------------------------------------------------- devices and backends
+
+
+def test_cpu_device_and_gloo_backend() -> None:
+    assert distributed.resolve_device("cpu") == torch.device("cpu")
+    assert distributed.resolve_backend("auto", torch.device("cpu")) == "gloo"
+    assert distributed.resolve_backend("auto", torch.device("cuda", 0)) == "nccl"
+
+
+def test_nccl_without_gpu_is_a_one_line_error() -> None:
+    with pytest.raises(NMTError, match="dist_backend=nccl needs CUDA GPUs"):
+        distributed.resolve_backend("nccl", torch.device("cpu"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible")
+def test_cuda_without_gpu_is_a_one_line_error() -> None:
+    assert distributed.resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(NMTError, match="no CUDA GPU is visible"):
+        distributed.resolve_device("cuda")
+
+
+@pytest.mark.parametrize(("fn", "bad"), [(distributed.resolve_device, "tpu"),
+                                         (lambda n: distributed.resolve_backend(n, torch.device("cpu")), "mpi")])
+def test_unknown_device_or_backend(fn: Callable, bad: str) -> None:
+    with pytest.raises(NMTError, match=bad):
+        fn(bad)
+
+
+def test_single_process_is_plain_training() -> None:
+    one = distributed.Dist()
+    assert not one.enabled and one.is_main
+    assert one.loss_denominator(37) == 37 and isinstance(one.loss_denominator(37), int)  # bit-identical division
+    assert one.from_main(("x", 1)) == ("x", 1)
+    assert one.sum_loss_tokens(torch.tensor(2.5), 7) == (2.5, 7)
+    model = torch.nn.Linear(2, 2)
+    model.loss = lambda batch, ls: batch  # type: ignore[assignment]
+    assert one.wrap(model)(3, 0.0) == 3  # no DDP wrapper around a single process
+
+
+def test_single_process_without_torchrun_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with distributed.session("cpu", "nccl") as dist:  # the backend is irrelevant without torchrun
+        assert dist == distributed.Dist()
+
+
+def test_bf16_on_cpu_is_refused(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
+    cfg = Config(data=tiny_data_cfg, train=replace(TrainConfig(), device="cpu", precision="bf16"),
+                 run_dir=str(tmp_path / "run"))
+    with pytest.raises(NMTError, match="precision=bf16 needs a CUDA device"):
+        Run(cfg)
+
+
+# --------------------------------------------------------------------------- torchrun, 2 gloo processes
+
+STEPS = 6
+MODEL = {"emb_dim": 8, "hidden_dim": 16, "maxout_dim": 6, "dropout": 0.0}  # no dropout: same maths on both sides
+TRAIN = {"batch_tokens": 150, "eval_every": 100, "log_every": 1, "threads": 1, "device": "cpu"}
+
+
+def _config(data: DataConfig, run_dir: Path, **train_kw) -> Config:
+    return Config(data=data, model=replace(ModelConfig(), **MODEL),
+                  train=replace(TrainConfig(), **{**TRAIN, "max_steps": STEPS, **train_kw}), run_dir=str(run_dir))
+
+
+class UnionOfPairs:
+    """The batches of a BatchIterator merged two by two: what the two ranks of one DDP update see together."""
+
+    def __init__(self, inner, n: int = 2) -> None:
+        self.inner, self.n = inner, n
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        b = self.inner.epoch(epoch)
+        return [sum(b[i: i + self.n], []) for i in range(0, len(b) - len(b) % self.n, self.n)]
+
+    def make(self, indices):
+        return self.inner.make(indices)
+
+
+def torchrun(data: DataConfig, run_dir: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=2 -m nmt train`` on ``data`` with this file's settings."""
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "HF_DATASETS_CACHE": os.environ[
+        "HF_DATASETS_CACHE"], "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    args = ["data=files", f"data.path={data.path}", "data.src_lang=xx", "data.tgt_lang=yy",
+            f"data.vocab_size={data.vocab_size}", f"data.cache_dir={data.cache_dir}", f"hydra.run.dir={run_dir}",
+            *(f"model.{k}={v}" for k, v in MODEL.items()), *(f"train.{k}={v}" for k, v in TRAIN.items()), *extra]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "nmt", "train", *args]
+    return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=240)
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return checkpoint.load(run_dir / "last.pt")["model"]
+
+
+@needs_dist
+def test_two_gloo_ranks_equal_one_process_on_the_union(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
+    """2 ranks x 1 batch per update (torchrun, DDP) == 1 process x (both batches) per update, for 6 Adam updates
+    with gradient clipping, across an epoch boundary; only rank 0 writes."""
+    data = replace(tiny_data_cfg, vocab_size=40)
+    ref = Run(_config(data, tmp_path / "one"))
+    ref.batches = UnionOfPairs(ref.batches)
+    per_epoch = len(ref.batches.epoch(0))
+    assert 1 <= per_epoch < STEPS  # the runs cross an epoch boundary
+    state = ref.fit()
+    assert state.step == STEPS
+
+    out = torchrun(data, tmp_path / "ddp", tmp_path, f"train.max_steps={STEPS}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("done (max_steps)") == 1, out.stdout  # rank 1 prints nothing
+    one, ddp = _weights(tmp_path / "one"), _weights(tmp_path / "ddp")
+    assert one.keys() == ddp.keys()
+    start = Run(_config(data, tmp_path / "init")).model.state_dict()
+    for name, tensor in one.items():
+        torch.testing.assert_close(ddp[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+    assert any(not torch.allclose(start[k], one[k], atol=1e-4) for k in one)  # training moved the weights
+
+    rows = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    ref_rows = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == list(range(1, STEPS + 1))  # one writer
+    # the logged loss is the loss over both ranks' tokens, as the single process logs it over the union
+    assert [r["loss"] for r in rows if r["kind"] == "train"] == pytest.approx(
+        [r["loss"] for r in ref_rows if r["kind"] == "train"], rel=1e-4)
+    ddp_ckpt = checkpoint.load(tmp_path / "ddp" / "last.pt")["train_state"]
+    assert ddp_ckpt["step"] == STEPS and ddp_ckpt["epoch"] == state.epoch
+    assert ddp_ckpt["batch_in_epoch"] == 2 * state.batch_in_epoch  # global batches: 2 per update
+
+
+@needs_dist
+@pytest.mark.slow
+def test_two_gloo_ranks_resume(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
+    """Stopping a 2-rank run after 2 updates and resuming it to 6 gives the weights of 6 updates in one go."""
+    data = replace(tiny_data_cfg, vocab_size=40)
+    straight = torchrun(data, tmp_path / "straight", tmp_path, f"train.max_steps={STEPS}")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    first = torchrun(data, tmp_path / "split", tmp_path, "train.max_steps=2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = torchrun(data, tmp_path / "split", tmp_path, f"train.max_steps={STEPS}", "train.resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert checkpoint.load(tmp_path / "split" / "last.pt")["step"] == STEPS
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
+    for name, tensor in a.items():
+        torch.testing.assert_close(b[name], tensor, atol=1e-6, rtol=1e-5, msg=name)
