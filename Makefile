@@ -5,7 +5,7 @@ ARGS ?=
 STAMP := .make/installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train translate evaluate train-multi30k test test-full lint data clean
+.PHONY: help install train train-ddp gpu-check translate evaluate train-multi30k test test-full lint data clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -20,6 +20,13 @@ install: $(STAMP) ## install torch (CPU wheel) and nmt with its dev tools
 
 train: $(STAMP) ## install if needed, then train on the embedded Spanish-English corpus (25-minute budget)
 	nmt train train.max_minutes=25 $(ARGS)
+
+NPROC ?= 2
+train-ddp: $(STAMP) ## data-parallel training on NPROC processes of this machine (torchrun; one GPU each, else CPU)
+	torchrun --standalone --nproc_per_node=$(NPROC) -m nmt train $(ARGS)
+
+gpu-check: $(STAMP) ## on a GPU machine: Multi30k updates on GPU and CPU, tokens/s, loss curves compared (~3 min)
+	$(PYTHON) scripts/gpu_check.py $(ARGS)
 
 RUN ?= runs/bible-es-en-small
 EXAMPLES := "En el principio creó Dios los cielos y la tierra." "Y dijo Dios: Sea la luz: y fué la luz." \

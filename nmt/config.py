@@ -93,6 +93,7 @@ class TrainConfig:
     clip_norm: float = 1.0  # gradient norm clipping; 0 disables it
     label_smoothing: float = 0.0
     batch_tokens: int = 2048  # padded positions per batch (max of source and target side)
+    batch_sentences: int = 0  # at most this many sentence pairs per batch; 0: no cap (batch_tokens alone)
     max_steps: int = 0  # 0: no limit
     max_epochs: int = 20
     max_minutes: float = 0.0  # wall-clock training budget; 0: no limit

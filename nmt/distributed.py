@@ -132,11 +132,14 @@ class Dist:
 
     @contextlib.contextmanager
     def main_first(self) -> Iterator[None]:
-        """Rank 0 runs the block first (e.g. trains sentencepiece and fills the caches), then the others do."""
-        if not self.is_main:
+        """Run the block in three waves: rank 0 (trains sentencepiece, fills the caches), then the first process
+        of every other node (fills that node's caches, if they are not shared), then all other processes
+        (which find everything cached). Each process meets the same two barriers."""
+        wave = 0 if self.is_main else 1 if self.local_rank == 0 else 2
+        for _ in range(wave):
             self.barrier()
         yield
-        if self.is_main:
+        for _ in range(2 - wave):
             self.barrier()
 
 

@@ -129,7 +129,7 @@ class Run:
         self.opt = make_optimizer(self.model, self.tc)
         self.state = TrainState()
         self.batches = BatchIterator.from_dataset(self.corpus.train, self.tc.batch_tokens, shuffle=True,
-                                                  seed=self.tc.seed)
+                                                  seed=self.tc.seed, max_sentences=self.tc.batch_sentences)
         if self.dist.is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
         if resumed:

@@ -19,7 +19,7 @@ log = logging.getLogger("nmt.translate")
 
 
 def _search(model, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
-    batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids)))
+    batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids))).to(next(model.parameters()).device)
     caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
     if dc.method == "greedy":
         if dc.n_best > 1:

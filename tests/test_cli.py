@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import datasets
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -21,6 +22,8 @@ from omegaconf.errors import MissingMandatoryValue
 from nmt import checkpoint
 from nmt.cli import CONF_DIR, register_configs
 from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
+from nmt.data.load import load_split
+from nmt.data.prepare import prepare
 from nmt.data.tokenizer import Tokenizer
 from nmt.model.seq2seq import Seq2Seq
 
@@ -261,6 +264,73 @@ def test_files_without_path_is_missing(hydra_conf: None) -> None:
 def test_unknown_key_is_rejected(hydra_conf: None) -> None:
     with pytest.raises(Exception, match="lrr"):
         _compose("train.lrr=1")
+
+
+# --------------------------------------------------------------------------- conf/experiment: published settings
+# The WMT'14 presets read data laid out as the hub's wmt14 (config fr-en, rows {"translation": {"en", "fr"}}).
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+EN = ["the cat sleeps .", "a dog runs .", "the house is red .", "birds fly south ."]
+FR = ["le chat dort .", "un chien court .", "la maison est rouge .", "les oiseaux volent au sud ."]
+
+
+def test_the_presets_exist() -> None:
+    assert {"cho2014", "cho2014_wmt14_enfr", "bahdanau2015_rnnsearch50"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes(hydra_conf: None, name: str) -> None:
+    text = (Path(CONF_DIR) / "experiment" / f"{name}.yaml").read_text()
+    assert text.startswith("# @package _global_\n"), name  # experiments override across groups
+    cfg = _compose(f"experiment={name}")
+    assert isinstance(cfg, Config)
+    assert cfg.train.optimizer == "adadelta" and cfg.train.adadelta_eps == 1e-6 and cfg.train.adadelta_rho == 0.95
+    assert not cfg.data.joint_vocab  # one vocabulary per language in both papers
+
+
+@pytest.mark.parametrize(("name", "arch", "hidden", "emb", "vocab", "sentences"), [
+    ("cho2014_wmt14_enfr", "cho2014", 1000, 100, 15000, 64),
+    ("bahdanau2015_rnnsearch50", "rnnsearch", 1000, 620, 30000, 80),
+])
+def test_wmt14_presets_hold_the_papers_settings(hydra_conf: None, name: str, arch: str, hidden: int, emb: int,
+                                                vocab: int, sentences: int) -> None:
+    cfg = _compose(f"experiment={name}")
+    d, m, t = cfg.data, cfg.model, cfg.train
+    assert (d.format, d.hub_name, d.hub_config, d.src_lang, d.tgt_lang) == ("hub", "wmt/wmt14", "fr-en", "en", "fr")
+    assert (d.splits.train, d.splits.dev, d.splits.test) == ("train", "validation", "test")
+    assert (d.vocab_size, d.max_len) == (vocab, 50)
+    assert (m.arch, m.hidden_dim, m.emb_dim, m.maxout_dim) == (arch, hidden, emb, 500)
+    assert t.batch_sentences == sentences and t.batch_tokens >= sentences * (d.max_len + 1) and t.clip_norm == 1.0
+    assert cfg.name == f"wmt14-en-fr-{m.name}"
+
+
+@pytest.fixture
+def wmt14_copy(tmp_path: Path) -> Path:
+    """A folder laid out like the hub repository wmt/wmt14: a README declaring config fr-en, parquet shards."""
+    root = tmp_path / "wmt14"
+    (root / "fr-en").mkdir(parents=True)
+    for split, n in (("train", 4), ("validation", 3), ("test", 2)):
+        rows = {"translation": [{"fr": f, "en": e} for e, f in zip(EN[:n], FR[:n], strict=True)]}
+        features = datasets.Features({"translation": datasets.Translation(languages=["fr", "en"])})
+        shard = root / "fr-en" / f"{split}-00000-of-00001.parquet"
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(shard)
+    (root / "README.md").write_text(
+        "---\nconfigs:\n- config_name: fr-en\n  data_files:\n"
+        + "".join(f"  - split: {s}\n    path: fr-en/{s}-*\n" for s in ("train", "validation", "test"))
+        + "---\n")
+    return root
+
+
+def test_preset_reads_a_hub_shaped_wmt14_english_to_french(hydra_conf: None, wmt14_copy: Path,
+                                                          tmp_path: Path) -> None:
+    cfg = _compose("experiment=bahdanau2015_rnnsearch50", f"data.hub_name={wmt14_copy}")
+    train, dev, test = (load_split(cfg.data, s) for s in ("train", "dev", "test"))
+    assert list(zip(train["src"], train["tgt"], strict=True)) == list(zip(EN, FR, strict=True))  # en -> fr
+    assert (len(dev), len(test)) == (3, 2)
+    data = replace(cfg.data, vocab_size=40, cache_dir=str(tmp_path / "nmt-cache"))
+    corpus = prepare(data)
+    assert len(corpus.train) == 4 and corpus.dev_refs == FR[:3]
+    assert corpus.tokenizer.decode_tgt(corpus.dev_tgt) == FR[:3]
 
 
 @pytest.mark.parametrize("command", ["translate", "evaluate"])

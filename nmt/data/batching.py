@@ -79,9 +79,11 @@ def collate(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]], index: S
 
 
 def token_batches(
-    src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: int, *, shuffle: bool, seed: int = 0
+    src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: int, *, shuffle: bool, seed: int = 0,
+    max_sentences: int = 0,
 ) -> list[list[int]]:
-    """Group example indices into batches of at most ``max_tokens`` padded positions per side.
+    """Group example indices into batches of at most ``max_tokens`` padded positions per side (and at most
+    ``max_sentences`` examples, when that is not 0).
 
     Examples are sorted by length (ties broken at random when shuffling) so that a batch holds similar
     lengths and little padding; the batch order is then shuffled. The padded size of a batch is
@@ -102,7 +104,7 @@ def token_batches(
     size = max_s = max_t = 0
     for pos, (sl, tl) in enumerate(zip(src_a[order].tolist(), tgt_a[order].tolist(), strict=True)):
         s, t = max(max_s, sl + 1), max(max_t, tl + 1)
-        if size and (size + 1) * max(s, t) > max_tokens:
+        if size and ((size + 1) * max(s, t) > max_tokens or size == max_sentences):
             starts.append(pos - size)
             size, s, t = 0, sl + 1, tl + 1
         size += 1
@@ -122,28 +124,33 @@ class BatchIterator:
     """
 
     def __init__(self, src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]], max_tokens: int,
-                 *, shuffle: bool, seed: int) -> None:
+                 *, shuffle: bool, seed: int, max_sentences: int = 0) -> None:
         self.src, self.tgt = src, tgt
+        self.max_sentences = max_sentences
         self.src_lens = np.array([len(s) for s in src], dtype=np.int64)
         self.tgt_lens = np.array([len(t) for t in tgt], dtype=np.int64)
         self.max_tokens, self.shuffle, self.seed = max_tokens, shuffle, seed
         self.table: datasets.Dataset | None = None
 
     @classmethod
-    def from_dataset(cls, ds: datasets.Dataset, max_tokens: int, *, shuffle: bool, seed: int) -> BatchIterator:
+    def from_dataset(cls, ds: datasets.Dataset, max_tokens: int, *, shuffle: bool, seed: int,
+                     max_sentences: int = 0) -> BatchIterator:
         """Over a ``datasets.Dataset`` with columns ``src_ids``, ``tgt_ids``, ``src_len`` and ``tgt_len``
         (nmt.data.prepare makes them): only the lengths are read into memory, as numpy arrays; each batch's
         rows are read from the memory-mapped Arrow table when the batch is made."""
-        it = cls([], [], max_tokens, shuffle=shuffle, seed=seed)
-        lens = ds.select_columns(["src_len", "tgt_len"]).with_format("numpy")[:]
-        it.src_lens, it.tgt_lens = lens["src_len"].astype(np.int64), lens["tgt_len"].astype(np.int64)
+        it = cls([], [], max_tokens, shuffle=shuffle, seed=seed, max_sentences=max_sentences)
+        # read in chunks: formatting a whole (filtered, index-mapped) column at once costs ~1 kB per row
+        chunks = [(np.asarray(b["src_len"], dtype=np.int64), np.asarray(b["tgt_len"], dtype=np.int64))
+                  for b in ds.select_columns(["src_len", "tgt_len"]).iter(batch_size=100_000)]
+        it.src_lens = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
+        it.tgt_lens = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
         it.table = ds.select_columns(["src_ids", "tgt_ids"])
         return it
 
     def epoch(self, epoch: int) -> list[list[int]]:
         """The batches of ``epoch`` (0-based); the same epoch always gives the same batches."""
         return token_batches(self.src_lens, self.tgt_lens, self.max_tokens,
-                             shuffle=self.shuffle, seed=self.seed * 100_003 + epoch)
+                             shuffle=self.shuffle, seed=self.seed * 100_003 + epoch, max_sentences=self.max_sentences)
 
     def make(self, indices: Sequence[int]) -> Batch:
         if self.table is not None:

@@ -9,7 +9,8 @@ import hashlib
 import io
 import itertools
 import json
-from collections.abc import Iterable, Sequence
+import random
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import sentencepiece as spm
@@ -18,6 +19,7 @@ from nmt.config import DataConfig
 from nmt.errors import NMTError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
+SAMPLE_SEED = 1234  # which sentences train sentencepiece when the corpus has more than spm_input_sentence_size
 
 
 class Tokenizer:
@@ -64,11 +66,31 @@ class Tokenizer:
         (folder / "tgt.model").write_bytes(self.tgt_model)
 
 
-def _train_one(sentences: Iterable[str], cfg: DataConfig, vocab_size: int) -> bytes:
+def sample(texts: Iterable[str], n: int, k: int, seed: int = SAMPLE_SEED) -> Iterator[str]:
+    """A uniform random sample of ``k`` of the ``n`` texts, in corpus order, the same on every run; all texts
+    when ``n <= k`` or ``k <= 0``. Selection sampling (Knuth's algorithm S): one pass, nothing held.
+
+    Sentencepiece's own sampling (``input_sentence_size``) differs from run to run, even after
+    ``set_random_generator_seed``, so the same corpus would give different subword models.
+    """
+    if k <= 0 or n <= k:
+        yield from texts
+        return
+    rng, need = random.Random(seed), k
+    for seen, text in enumerate(texts):
+        if rng.random() * (n - seen) < need:  # take it with probability need / remaining
+            yield text
+            need -= 1
+            if need == 0:
+                return
+
+
+def _train_one(sentences: Iterable[str], n: int, cfg: DataConfig, vocab_size: int) -> bytes:
+    """A sentencepiece model from ``n`` sentences (a sample of ``cfg.spm_input_sentence_size`` of them)."""
     buf = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences),
+            sentence_iterator=sample(sentences, n, cfg.spm_input_sentence_size),
             model_writer=buf,
             vocab_size=vocab_size,
             model_type=cfg.spm_model_type,
@@ -98,22 +120,24 @@ def cache_key(src_texts: Iterable[str], tgt_texts: Iterable[str], cfg: DataConfi
     return h.hexdigest()[:20]
 
 
-def train_or_load(src_texts: Iterable[str], tgt_texts: Iterable[str], cfg: DataConfig) -> Tokenizer:
+def train_or_load(src_texts: Collection[str], tgt_texts: Collection[str], cfg: DataConfig) -> Tokenizer:
     """Train sentencepiece on the train split, or reuse the cached model for the same inputs.
 
-    The texts are iterated over (twice: hash, then training), never held in a list; sentencepiece keeps a
-    random sample of ``cfg.spm_input_sentence_size`` sentences, so memory stays bounded on large corpora.
+    The texts are iterated over twice (hash, then training: give lists or nmt.data.prepare.TextColumn, sized
+    and re-iterable) and never copied into a list; sentencepiece sees a fixed random sample of
+    ``cfg.spm_input_sentence_size`` sentences (:func:`sample`), so memory stays bounded on large corpora.
     """
     folder = Path(cfg.cache_dir).expanduser() / "spm" / cache_key(src_texts, tgt_texts, cfg)
     src_file, tgt_file = folder / "src.model", folder / "tgt.model"
     if src_file.is_file() and tgt_file.is_file():
         return Tokenizer(src_file.read_bytes(), tgt_file.read_bytes())
     if cfg.joint_vocab:
-        src_model = _train_one(itertools.chain(src_texts, tgt_texts), cfg, cfg.vocab_size)
+        src_model = _train_one(itertools.chain(src_texts, tgt_texts), len(src_texts) + len(tgt_texts), cfg,
+                               cfg.vocab_size)
         tgt_model = src_model
     else:
-        src_model = _train_one(src_texts, cfg, cfg.vocab_size)
-        tgt_model = _train_one(tgt_texts, cfg, cfg.vocab_size)
+        src_model = _train_one(src_texts, len(src_texts), cfg, cfg.vocab_size)
+        tgt_model = _train_one(tgt_texts, len(tgt_texts), cfg, cfg.vocab_size)
     tok = Tokenizer(src_model, tgt_model)
     folder.mkdir(parents=True, exist_ok=True)
     for path, blob in ((src_file, src_model), (tgt_file, tgt_model)):

@@ -35,6 +35,28 @@ def test_each_example_once_and_within_budget(shuffle: bool, max_tokens: int) -> 
             assert padded <= max_tokens or len(b) == 1, (b, padded)
 
 
+def test_sentence_cap_splits_batches_the_token_budget_allows() -> None:
+    src_lens, tgt_lens = _lengths(300, seed=4)
+    loose = token_batches(src_lens, tgt_lens, 10_000, shuffle=True, seed=5)
+    capped = token_batches(src_lens, tgt_lens, 10_000, shuffle=True, seed=5, max_sentences=8)
+    assert max(len(b) for b in loose) > 8  # the cap, not the budget, is what limits the batches below
+    assert max(len(b) for b in capped) == 8 and sorted(i for b in capped for i in b) == list(range(300))
+
+
+def test_dataset_backed_iterator_makes_the_same_batches() -> None:
+    import datasets
+
+    src, tgt = _ids(list(range(1, 30)), seed=6), _ids(list(range(29, 0, -1)), seed=7)
+    table = datasets.Dataset.from_dict({"src_ids": src, "tgt_ids": tgt, "src_len": [len(x) for x in src],
+                                        "tgt_len": [len(x) for x in tgt]})
+    lists = BatchIterator(src, tgt, 90, shuffle=True, seed=2, max_sentences=3)
+    arrow = BatchIterator.from_dataset(table, 90, shuffle=True, seed=2, max_sentences=3)
+    assert lists.epoch(1) == arrow.epoch(1)
+    for idx in lists.epoch(1):
+        a, b = lists.make(idx), arrow.make(idx)
+        assert torch.equal(a.src, b.src) and torch.equal(a.tgt_out, b.tgt_out) and torch.equal(a.index, b.index)
+
+
 def test_over_long_example_forms_its_own_batch() -> None:
     src_lens, tgt_lens = [3, 3, 50, 3], [3, 3, 2, 3]
     batches = token_batches(src_lens, tgt_lens, 20, shuffle=False)

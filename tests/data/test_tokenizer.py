@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import random
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -132,3 +135,38 @@ def test_model_with_other_special_ids_is_rejected() -> None:
                                    minloglevel=2)  # sentencepiece defaults: unk=0, bos=1, eos=2, no pad
     with pytest.raises(NMTError, match="special ids"):
         Tokenizer(buf.getvalue())
+
+
+
+def test_sample_is_uniform_ordered_and_fixed() -> None:
+    texts = [f"s{i}" for i in range(1000)]
+    picked = list(tokenizer_mod.sample(texts, 1000, 100))
+    assert len(picked) == 100 == len(set(picked))
+    assert picked == sorted(picked, key=lambda t: int(t[1:]))  # corpus order
+    assert picked == list(tokenizer_mod.sample(iter(texts), 1000, 100))  # the same every time
+    assert picked != list(tokenizer_mod.sample(texts, 1000, 100, seed=2))
+    assert 300 < sum(int(t[1:]) for t in picked) / 100 < 700  # spread over the corpus, not its start
+    assert list(tokenizer_mod.sample(texts, 1000, 1000)) == texts == list(tokenizer_mod.sample(texts, 1000, 0))
+
+
+SAMPLED_MODEL = """
+import hashlib, random, sys
+from dataclasses import replace
+from nmt.config import DataConfig
+from nmt.data.tokenizer import _train_one
+rng = random.Random(0)
+words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 9))) for _ in range(3000)]
+sents = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 9))) for _ in range(5000)]
+cfg = replace(DataConfig(), spm_input_sentence_size=300)
+print(hashlib.sha256(_train_one(sents, len(sents), cfg, 600)).hexdigest())
+"""
+
+
+def test_model_from_a_sample_is_the_same_in_every_process() -> None:
+    """sentencepiece's own sampling differs between processes; nmt samples itself, so the model does not."""
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)}
+    runs = [subprocess.run([sys.executable, "-c", SAMPLED_MODEL], env=env, capture_output=True, text=True,
+                           timeout=120) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout
