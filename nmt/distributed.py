@@ -18,6 +18,7 @@ early stopping, learning-rate drops, time budgets and stop signals end every ran
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -101,7 +102,7 @@ class Dist:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(_Loss(model), device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(_Loss(model), device_ids=ids)
 
     def sum_loss_tokens(self, loss: Tensor, n_tokens: int) -> tuple[float, int]:
         """This update's loss and target tokens summed over the ranks (one all-reduce)."""
@@ -165,6 +166,8 @@ def from_env(device_name: str, backend_name: str) -> Dist:
 def session(device_name: str = "auto", backend_name: str = "auto") -> Iterator[Dist]:
     """Join the process group for the block (when started by torchrun) and leave it afterwards."""
     dist = from_env(device_name, backend_name)
+    if not dist.is_main:  # one voice: the other ranks report warnings and errors only
+        logging.getLogger("nmt").setLevel(logging.WARNING)
     try:
         yield dist
     finally:
