@@ -6,6 +6,7 @@ Letters: B batch, S source length, T target length (incl. the BOS or EOS it is s
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,12 +59,18 @@ class Batch:
 
 def pad(seqs: Sequence[Sequence[int]], *, prefix: int | None = None, suffix: int | None = None) -> torch.Tensor:
     """(B, L) tensor of the sequences with optional first/last symbol added, right-padded with PAD."""
-    extra = (prefix is not None) + (suffix is not None)
-    out = torch.full((len(seqs), max(len(s) for s in seqs) + extra), PAD, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        row = ([prefix] if prefix is not None else []) + list(s) + ([suffix] if suffix is not None else [])
-        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return out
+    lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    first = int(prefix is not None)
+    width = int(lens.max()) + first + (suffix is not None)
+    out = np.full((len(seqs), width), PAD, dtype=np.int64)
+    if prefix is not None:
+        out[:, 0] = prefix
+    body = out[:, first: first + int(lens.max())]  # a view: filling it fills ``out``
+    body[np.arange(body.shape[1]) < lens[:, None]] = np.fromiter(itertools.chain.from_iterable(seqs),
+                                                                 dtype=np.int64, count=int(lens.sum()))
+    if suffix is not None:
+        out[np.arange(len(seqs)), first + lens] = suffix
+    return torch.from_numpy(out)
 
 
 def collate(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]], index: Sequence[int]) -> Batch:
