@@ -65,6 +65,16 @@ def test_single_process_is_plain_training() -> None:
     assert one.wrap(model)(3, 0.0) == 3  # no DDP wrapper around a single process
 
 
+@pytest.mark.parametrize(("rank", "local_rank", "before"), [(0, 0, 0), (8, 0, 1), (1, 1, 2), (9, 1, 2)])
+def test_preparation_runs_in_waves(monkeypatch: pytest.MonkeyPatch, rank: int, local_rank: int, before: int) -> None:
+    """Rank 0 first, then each other node's first process, then the rest; every process meets two barriers."""
+    calls: list[str] = []
+    monkeypatch.setattr(distributed.Dist, "barrier", lambda self: calls.append("barrier"))
+    with distributed.Dist(rank=rank, world_size=16, local_rank=local_rank).main_first():
+        calls.append("work")
+    assert calls.index("work") == before and calls.count("barrier") == 2
+
+
 def test_single_process_without_torchrun_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with distributed.session("cpu", "nccl") as dist:  # the backend is irrelevant without torchrun
