@@ -1,13 +1,15 @@
 """The ``nmt`` command: the only module that imports Hydra.
 
 ``nmt train [OVERRIDES]`` composes conf/train.yaml with Hydra overrides and calls nmt.train.train;
-``nmt translate [OVERRIDES]`` composes conf/translate.yaml and runs nmt.translate.
+``nmt translate [OVERRIDES]`` composes conf/translate.yaml and runs nmt.translate; the other commands
+(COMMANDS) work the same way. ``nmt plot KIND [OVERRIDES]`` is short for ``nmt plot kind=KIND ...``.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -16,14 +18,14 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from nmt.config import AverageConfig, Config, EvaluateConfig, ScoreConfig, TranslateConfig
+from nmt.config import AverageConfig, Config, EvaluateConfig, PlotConfig, ScoreConfig, TranslateConfig
 from nmt.errors import NMTError
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 USAGE = """usage: nmt COMMAND [ARGS]
 
-GRU RNN Encoder-Decoder (Cho et al. 2014) for machine translation.
+GRU RNN Encoder-Decoder (Cho et al. 2014) and RNNsearch (Bahdanau et al. 2015) for machine translation.
 
 commands:
   train      train a model (Hydra overrides, e.g. `nmt train data=multi30k train.max_minutes=60`);
@@ -35,6 +37,8 @@ commands:
   score      log p(y|x) of sentence pairs (total and per piece), or rescore a Moses n-best list
              (`nmt score checkpoint=runs/x src=a.es tgt=a.en`, `nmt score checkpoint=runs/x src=a.es nbest=nb.txt`)
   average    average the parameters of a run's last k step checkpoints (`nmt average run=runs/x k=5`)
+  plot       draw a PNG of a trained run: attention, gates, curves or representations
+             (`nmt plot attention run=runs/x sentence="Ein Hund läuft."`, `nmt plot curves run=runs/x`)
   help       show this message
 
 Run `nmt COMMAND --help` for the options of a command.
@@ -48,6 +52,7 @@ COMMANDS: dict[str, tuple[type, str]] = {
     "evaluate": (EvaluateConfig, "nmt.evaluate:evaluate"),
     "score": (ScoreConfig, "nmt.score:run_score"),
     "average": (AverageConfig, "nmt.average:run_average"),
+    "plot": (PlotConfig, "nmt.plot.run:run_plot"),
 }
 
 
@@ -94,6 +99,19 @@ def run_hydra(task, config_name: str, argv: list[str]) -> None:
     app()
 
 
+def quote_text_value(arg: str, key: str) -> str:
+    """``key=free text`` as a quoted Hydra override, so any sentence (accents, punctuation, quotes) passes the
+    override grammar unchanged; other arguments and already quoted values are returned as they are."""
+    name, sep, value = arg.partition("=")
+    if name != key or not sep or (len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""):
+        return arg
+    # Hydra's quoted strings: a quote and an interpolation start "${" are escaped by a backslash, and
+    # backslashes are doubled only where they precede one of those or end the string
+    escaped = re.sub(r"(\\*)('|\$\{|$)", lambda m: m.group(1) * 2 + ("\\" + m.group(2) if m.group(2) else ""),
+                     value)
+    return f"{key}='{escaped}'"
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -101,6 +119,10 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     command, rest = argv[0], argv[1:]
+    if command == "plot":
+        if rest and "=" not in rest[0] and not rest[0].startswith("-"):
+            rest = [f"kind={rest[0]}", *rest[1:]]  # `nmt plot attention ...` means kind=attention
+        rest = [quote_text_value(a, "sentence") for a in rest]
     if command not in COMMANDS:
         print(f"nmt: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         sys.exit(2)

@@ -180,3 +180,18 @@ class AverageConfig:
     run: str = MISSING  # a run directory holding step-<N>.pt files
     k: int = 5  # how many of the latest step checkpoints to average
     output: str | None = None  # where the averaged checkpoint goes; default: <run>/averaged.pt
+
+
+@dataclass
+class PlotConfig:
+    """``nmt plot KIND``: a picture of a trained run, written as PNG."""
+
+    kind: str = MISSING  # attention | gates | curves | representations
+    run: str = MISSING  # a run directory (curves: its metrics.jsonl) or a checkpoint file
+    sentence: str | None = None  # the source sentence (attention, gates)
+    input: str | None = None  # source phrases, one a line (representations)
+    max_phrases: int = 500  # phrases read from input (representations)
+    labels: int = 40  # phrases written next to their dot (representations)
+    units: int = 64  # units shown in the gate heatmaps (the most varying ones)
+    output: str | None = None  # the PNG; default: <run directory>/plots/<kind>.png
+    decode: DecodeConfig = field(default_factory=DecodeConfig)  # how the attention plot's sentence is translated
