@@ -5,7 +5,7 @@ ARGS ?=
 STAMP := .make/installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train translate evaluate train-multi30k plots test test-full lint data clean
+.PHONY: help install train translate evaluate train-multi30k plots bench test test-full lint data clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ plots: $(STAMP) ## draw RUN's training curves, encoder gates and (rnnsearch) att
 	nmt plot curves run=$(RUN)
 	nmt plot gates run=$(RUN) "sentence=$(SENTENCE)"
 	@if grep -q '^  arch: rnnsearch' $(RUN)/config.yaml; then nmt plot attention run=$(RUN) "sentence=$(SENTENCE)"; fi
+
+BENCH_RUN ?=
+bench: $(STAMP) ## measure training/decoding speed, FLOP/s vs the matmul ceiling, memory (BENCH_RUN=run to decode)
+	nmt bench $(if $(BENCH_RUN),checkpoint=$(BENCH_RUN)) $(ARGS)
 
 test: $(STAMP) ## run the fast test suite (a few minutes on 2 cores)
 	$(PYTHON) -m pytest -q

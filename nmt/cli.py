@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from nmt.config import AverageConfig, Config, EvaluateConfig, PlotConfig, ScoreConfig, TranslateConfig
+from nmt.config import AverageConfig, BenchConfig, Config, EvaluateConfig, PlotConfig, ScoreConfig, TranslateConfig
 from nmt.errors import NMTError
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
@@ -39,6 +39,7 @@ commands:
   average    average the parameters of a run's last k step checkpoints (`nmt average run=runs/x k=5`)
   plot       draw a PNG of a trained run: attention, gates, curves or representations
              (`nmt plot attention run=runs/x sentence="Ein Hund läuft."`, `nmt plot curves run=runs/x`)
+  bench      measure training and decoding speed, useful FLOP/s and memory (`make bench`)
   help       show this message
 
 Run `nmt COMMAND --help` for the options of a command.
@@ -53,6 +54,7 @@ COMMANDS: dict[str, tuple[type, str]] = {
     "score": (ScoreConfig, "nmt.score:run_score"),
     "average": (AverageConfig, "nmt.average:run_average"),
     "plot": (PlotConfig, "nmt.plot.run:run_plot"),
+    "bench": (BenchConfig, "nmt.bench:bench"),
 }
 
 

@@ -195,3 +195,20 @@ class PlotConfig:
     units: int = 64  # units shown in the gate heatmaps (the most varying ones)
     output: str | None = None  # the PNG; default: <run directory>/plots/<kind>.png
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # how the attention plot's sentence is translated
+
+
+@dataclass
+class BenchConfig:
+    """``nmt bench``: training and decoding speed, useful FLOP/s against the matmul ceiling, peak memory."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    threads: int = 2  # torch intra-op threads for every measurement
+    ceiling_size: int = 2048  # n of the n x n x n matmul that gives the large-size ceiling
+    warmup: int = 20  # training updates before the measured window
+    measure: int = 100  # training updates measured
+    checkpoint: str | None = None  # a trained run or checkpoint to time decoding with; null: skip decoding
+    quantized: bool = True  # also decode with int8 dynamic quantization (checkpoint given)
+    beam: int = 5  # beam size of the beam-search row
+    output: str = "runs/bench/bench.json"  # every figure, as JSON
