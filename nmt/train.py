@@ -221,13 +221,17 @@ class Run:
         reason = "max_steps" if tc.max_steps > 0 and s.step >= tc.max_steps else None  # a finished run: no update
         self.model.train()
         with StopRequest() as stop_request:
+            if reason is None and s.step > 0 and s.step % tc.eval_every == 0 and not self.validated_now():
+                # resumed after a signal stopped the run just before a validation: do it now, as an
+                # uninterrupted run did (it moves the schedule and early stopping)
+                reason = "early stopping" if self.evaluate() else None
             while reason is None and s.epoch < tc.max_epochs:
                 reason = self.run_epoch(stop_request)
             if reason is None:
                 reason = "max_epochs"
             if stop_request.signal_name:
                 self.save_last()
-            elif not s.history or s.history[-1][0] != s.step:
+            elif not self.validated_now():
                 self.evaluate()
         self.progress.close()
         if stop_request.signal_name:
@@ -238,6 +242,10 @@ class Run:
                   f"{s.elapsed_s / 60:.1f} min: best dev {tc.early_stop_metric} {s.best:.2f} at step {s.best_step}; "
                   f"checkpoints in {self.dir}", flush=True)
         return s
+
+    def validated_now(self) -> bool:
+        """Whether the current step has been validated."""
+        return bool(self.state.history) and self.state.history[-1][0] == self.state.step
 
     def run_epoch(self, stop_request: StopRequest) -> str | None:
         """Train on the rest of the current epoch; returns why training must stop, or None at the epoch's end."""

@@ -358,3 +358,29 @@ def test_translator_names_what_does_not_fit(tiny_data_cfg: DataConfig, tmp_path:
         with pytest.raises(NMTError, match=expected) as err:
             Translator.load(str(path))
         assert f"{name}.pt" in str(err.value) and "\n" not in str(err.value), name
+
+
+# --------------------------------------------------------------------------- a signal at a validation step
+
+
+@pytest.mark.parametrize("stop_at", [3, 4], ids=["between-validations", "at-a-validation"])
+def test_signal_then_resume_equals_uninterrupted_run(tiny_data_cfg: DataConfig, tmp_path: Path, stop_at: int) -> None:
+    """SIGTERM during update ``stop_at`` saves that step; resuming (which first runs a validation the signal
+    pre-empted) ends where an uninterrupted run does."""
+    kw = dict(max_steps=8, eval_every=2, plateau_patience=1)
+    run = Run(_config(tiny_data_cfg, tmp_path / "run", **kw))
+    real = run.model.loss
+
+    def loss(batch, label_smoothing=0.0):
+        if run.model.training and run.state.step == stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(batch, label_smoothing)
+
+    run.model.loss = loss
+    assert run.fit().step == stop_at
+    assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] == stop_at
+    resumed = train(_config(tiny_data_cfg, tmp_path / "run", resume=True, **kw))
+    straight = train(_config(tiny_data_cfg, tmp_path / "straight", **kw))
+    assert resumed.history == straight.history and resumed.lr_scale == straight.lr_scale
+    a, b = checkpoint.load(tmp_path / "run" / "last.pt"), checkpoint.load(tmp_path / "straight" / "last.pt")
+    assert _equal(a["model"], b["model"])
