@@ -90,8 +90,12 @@ class Translator:
             raise NMTError(f"{path}: {err}") from None
 
     def encode(self, lines: Sequence[str], max_input_len: int, first_line: int = 1) -> list[list[int]]:
-        """Source piece ids, truncated to ``max_input_len`` with one warning naming the first long line."""
-        ids = self.tokenizer.encode_src(lines)
+        """Source piece ids, truncated to ``max_input_len`` with one warning naming the first long line.
+
+        Lone surrogates (which decoding stdin with ``surrogateescape`` can produce, and sentencepiece refuses)
+        become U+FFFD, an unknown piece.
+        """
+        ids = self.tokenizer.encode_src([x.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for x in lines])
         long = [i for i, x in enumerate(ids) if len(x) > max_input_len]
         if long:
             log.warning("line %d (and %d more) longer than %d pieces: truncated", first_line + long[0],
