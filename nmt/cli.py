@@ -82,6 +82,12 @@ def make_task(command: str):
         except NMTError as err:
             print(f"nmt {command}: error: {err}", file=sys.stderr)
             sys.exit(2)
+        except OSError as err:  # a full disk, a read-only folder, a file that vanished: one line too
+            if isinstance(err, BrokenPipeError):  # `nmt translate ... | head`: not an error of ours to report
+                raise
+            where = f": {err.filename}" if err.filename else ""
+            print(f"nmt {command}: error: {err.strerror or err}{where}", file=sys.stderr)
+            sys.exit(2)
         except KeyboardInterrupt:
             sys.exit(130)
 

@@ -384,3 +384,41 @@ def test_signal_then_resume_equals_uninterrupted_run(tiny_data_cfg: DataConfig, 
     assert resumed.history == straight.history and resumed.lr_scale == straight.lr_scale
     a, b = checkpoint.load(tmp_path / "run" / "last.pt"), checkpoint.load(tmp_path / "straight" / "last.pt")
     assert _equal(a["model"], b["model"])
+
+
+def test_disk_full_outside_checkpoints_is_one_line_exit_2(tiny_data_cfg: DataConfig, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    metrics = tmp_path / "run" / "metrics.jsonl"
+
+    def full(self, kind, values):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(metrics))
+
+    monkeypatch.setattr(Run, "log_metrics", full)
+    with pytest.raises(SystemExit) as exit_:
+        make_task("train")(OmegaConf.structured(_config(tiny_data_cfg, tmp_path / "run", max_steps=4, eval_every=2)))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"nmt train: error: No space left on device: {metrics}"
+
+
+# --------------------------------------------------------------------------- damaged checkpoints: no silent fallback
+
+
+def test_corrupt_last_pt_stops_resume(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(_config(tiny_data_cfg, run_dir, max_steps=2, eval_every=2))
+    data = (run_dir / "last.pt").read_bytes()
+    (run_dir / "last.pt").write_bytes(data[: len(data) // 2])
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.iterdir())
+    with pytest.raises(NMTError, match=r"corrupt or unsafe checkpoint .*last\.pt"):
+        train(_config(tiny_data_cfg, run_dir, max_steps=4, eval_every=2, resume=True))
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.iterdir()) == before  # nothing started afresh
+
+
+def test_corrupt_best_pt_is_an_error_not_a_fallback_to_last_pt(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(_config(tiny_data_cfg, run_dir, max_steps=2, eval_every=2))
+    (run_dir / "best.pt").write_bytes(b"\x00" * 100)
+    with pytest.raises(NMTError, match=r"best\.pt"):
+        Translator.load(str(run_dir))
