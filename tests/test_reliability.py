@@ -422,3 +422,33 @@ def test_corrupt_best_pt_is_an_error_not_a_fallback_to_last_pt(tiny_data_cfg: Da
     (run_dir / "best.pt").write_bytes(b"\x00" * 100)
     with pytest.raises(NMTError, match=r"best\.pt"):
         Translator.load(str(run_dir))
+
+
+
+def test_second_ctrl_c_during_the_final_save_keeps_the_previous_last_pt(tiny_data_cfg: DataConfig, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    """Ctrl-C at step 5 asks for a clean stop; a second Ctrl-C while that stop writes last.pt interrupts the
+    write: exit status 130, last.pt of step 4 whole, no temporary file left."""
+    cfg = _config(tiny_data_cfg, tmp_path / "run", max_steps=50, eval_every=4)
+    real_update, real_save = Run.update, torch.save
+
+    def update(self, batch):
+        if self.state.step == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_update(self, batch)
+
+    def save(obj, f, *args, **kwargs):
+        if obj["step"] == 5:
+            f.write(b"PK\x03\x04 partial")
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(Run, "update", update)
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    with pytest.raises(SystemExit) as exit_:
+        make_task("train")(OmegaConf.structured(cfg))
+    assert exit_.value.code == 130
+    monkeypatch.undo()
+    assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] == 4
+    assert _tmp_files(tmp_path / "run") == []
