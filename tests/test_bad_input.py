@@ -205,3 +205,15 @@ def test_reference_count_must_match_the_sources(run: Path, tmp_path: Path,
     with pytest.raises(NMTError, match="test set wmt99: 3 source sentences but 2 references"):
         evaluate_mod.evaluate(ec)
     assert not list((tmp_path / "ev").glob("*.hyp"))  # nothing translated or written
+
+
+def test_damaged_sentencepiece_cache_is_trained_again(tiny_data_cfg: DataConfig,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    first = prepare(tiny_data_cfg).tokenizer
+    cached = list(Path(tiny_data_cfg.cache_dir).glob("spm/*/src.model"))
+    assert len(cached) == 1
+    cached[0].write_bytes(b"\x00damaged")
+    with caplog.at_level(logging.WARNING, logger="nmt.tokenizer"):
+        again = prepare(tiny_data_cfg).tokenizer
+    assert again.src_model == cached[0].read_bytes() and again.src_vocab_size == first.src_vocab_size == 40
+    assert any("unreadable" in r.getMessage() for r in caplog.records)
