@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import _env, nmt, train_args
+from test_cli import _env, train_args
 
 from nmt import checkpoint
 
@@ -33,6 +33,12 @@ def work(tmp_path_factory: pytest.TempPathFactory, corpus_writer: Callable[..., 
     tmp = tmp_path_factory.mktemp("kill")
     corpus_writer(tmp / "corpus", {"train": 200, "dev": 8, "test": 8})
     return tmp
+
+
+def nmt(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m nmt ARGS``, with room for a machine busy with other work (the runs take seconds when idle)."""
+    return subprocess.run([sys.executable, "-m", "nmt", *args], cwd=cwd, env=_env(cwd), capture_output=True,
+                          text=True, timeout=1200)
 
 
 def _args(work: Path, run: Path, *extra: str) -> list[str]:
@@ -61,7 +67,7 @@ def _stop_at_random_step(work: Path, run: Path, sig: signal.Signals, seed: int) 
         shutil.rmtree(run, ignore_errors=True)
         proc = subprocess.Popen([sys.executable, "-m", "nmt", *_args(work, run)], cwd=work, env=_env(work),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 1200
         while not ((run / "last.pt").exists() and _train_rows(run) >= target) and time.monotonic() < deadline:
             if proc.poll() is not None:
                 break
@@ -72,7 +78,7 @@ def _stop_at_random_step(work: Path, run: Path, sig: signal.Signals, seed: int) 
     else:
         pytest.fail(f"training ended before the signal three times (seed {seed})")
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=1200)
     expected = -signal.SIGKILL if sig == signal.SIGKILL else 0
     assert proc.returncode == expected, (target, err[-2000:])
     if sig == signal.SIGTERM:
