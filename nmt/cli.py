@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.errors import CompactHydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from nmt.config import AverageConfig, BenchConfig, Config, EvaluateConfig, PlotConfig, ScoreConfig, TranslateConfig
 from nmt.errors import NMTError
@@ -87,10 +89,43 @@ def make_task(command: str):
         except NMTError as err:
             print(f"nmt {command}: error: {err}", file=sys.stderr)
             sys.exit(2)
+        except OSError as err:  # a full disk, a read-only folder, a file that vanished: one line too
+            if isinstance(err, BrokenPipeError):  # `nmt translate ... | head`: not an error of ours to report
+                raise
+            where = f": {err.filename}" if err.filename else ""
+            print(f"nmt {command}: error: {err.strerror or err}{where}", file=sys.stderr)
+            sys.exit(2)
         except KeyboardInterrupt:
             sys.exit(130)
 
     return task
+
+
+def config_error_line(err: Exception) -> str:
+    """Hydra's multi-line composition error as one line: its message, the options of a missing group
+    choice, and the first line of the OmegaConf error behind it."""
+    lines = [line.strip() for line in str(err).split("Config search path")[0].splitlines()
+             if line.strip() and not line.startswith("To append")]  # appending a key fails on our schemas anyway
+    if isinstance(err, MissingConfigException) and err.options:
+        lines = [lines[0], f"options: {', '.join(err.options)}"]
+    cause = str(err.__cause__ or "").strip()
+    if cause:
+        lines.append(cause.splitlines()[0])
+    return "; ".join(line.rstrip(".") for line in lines) or type(err).__name__
+
+
+def check_overrides(command: str, argv: list[str]) -> None:
+    """Compose the config once before Hydra runs it, so that an unknown key or group option, or a value of the
+    wrong type, is a one-line NMTError (exit status 2) instead of Hydra's report (exit status 1). Command lines
+    with flags (--help, --multirun, ...) are left to Hydra."""
+    if any(arg.startswith("-") for arg in argv):
+        return
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            compose(command, overrides=argv, return_hydra_config=True)
+    except (CompactHydraException, OmegaConfBaseException) as err:
+        raise NMTError(f"bad command line: {config_error_line(err)}") from None
 
 
 def run_hydra(task, config_name: str, argv: list[str]) -> None:
@@ -129,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"nmt: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         sys.exit(2)
     try:
+        check_overrides(command, rest)
         run_hydra(make_task(command), command, rest)
     except NMTError as err:
         print(f"nmt {command}: error: {err}", file=sys.stderr)

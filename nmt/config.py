@@ -99,6 +99,7 @@ class TrainConfig:
     early_stop_metric: str = "bleu"  # bleu | loss
     patience: int = 8  # validations without improvement before stopping; 0 disables early stopping
     log_every: int = 50  # progress-bar refresh and metrics-file line every this many updates
+    max_bad_updates: int = 10  # stop after this many updates in a row skipped for a NaN/inf loss or gradient; 0: never
     keep_last: int = 5  # weights-only step-<N>.pt files kept from the latest validations (for nmt average); 0: none
     resume: bool = False  # continue from run_dir/last.pt
     overwrite: bool = False  # start over even if run_dir already holds a checkpoint

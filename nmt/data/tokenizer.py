@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from nmt.config import DataConfig
 from nmt.errors import NMTError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
+log = logging.getLogger("nmt.tokenizer")
 
 
 class Tokenizer:
@@ -102,7 +105,10 @@ def train_or_load(src_texts: Sequence[str], tgt_texts: Sequence[str], cfg: DataC
     folder = Path(cfg.cache_dir).expanduser() / "spm" / cache_key(src_texts, tgt_texts, cfg)
     src_file, tgt_file = folder / "src.model", folder / "tgt.model"
     if src_file.is_file() and tgt_file.is_file():
-        return Tokenizer(src_file.read_bytes(), tgt_file.read_bytes())
+        try:
+            return Tokenizer(src_file.read_bytes(), tgt_file.read_bytes())
+        except (RuntimeError, NMTError) as err:  # a damaged cache is a cache miss
+            log.warning("sentencepiece cache %s is unreadable (%s): training again", folder, err)
     if cfg.joint_vocab:
         src_model = _train_one([*src_texts, *tgt_texts], cfg, cfg.vocab_size)
         tgt_model = src_model
