@@ -5,7 +5,7 @@ ARGS ?=
 STAMP := .make/installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train train-ddp gpu-check translate evaluate train-multi30k test test-full lint data clean
+.PHONY: help install train train-ddp gpu-check translate evaluate train-multi30k plots bench test test-full lint data clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,9 +46,21 @@ evaluate: $(STAMP) ## BLEU, chrF and TER of the `make train` model on the test s
 	nmt evaluate checkpoint=$(RUN) splits=[test] decode=greedy $(ARGS)
 	nmt evaluate checkpoint=$(RUN) splits=[test] decode=beam5 $(ARGS)
 
-train-multi30k: $(STAMP) ## train on Multi30k de-en from ../shared/data/multi30k (60 min budget)
-	nmt train data=multi30k data.local_dir=../shared/data/multi30k train.max_minutes=60 train.max_epochs=200 \
-		train.patience=0 $(ARGS)
+MODEL ?= small
+MINUTES ?= 60
+train-multi30k: $(STAMP) ## train on Multi30k de-en from ../shared/data/multi30k (MODEL=small|rnnsearch, MINUTES=60)
+	nmt train data=multi30k data.local_dir=../shared/data/multi30k model=$(MODEL) train.max_minutes=$(MINUTES) \
+		train.max_epochs=200 train.patience=0 $(ARGS)
+
+SENTENCE ?= En el principio creó Dios los cielos y la tierra.
+plots: $(STAMP) ## draw RUN's training curves, encoder gates and (rnnsearch) attention on SENTENCE into RUN/plots
+	nmt plot curves run=$(RUN)
+	nmt plot gates run=$(RUN) "sentence=$(SENTENCE)"
+	@if grep -q '^  arch: rnnsearch' $(RUN)/config.yaml; then nmt plot attention run=$(RUN) "sentence=$(SENTENCE)"; fi
+
+BENCH_RUN ?=
+bench: $(STAMP) ## measure training/decoding speed, FLOP/s vs the matmul ceiling, memory (BENCH_RUN=run to decode)
+	nmt bench $(if $(BENCH_RUN),checkpoint=$(BENCH_RUN)) $(ARGS)
 
 test: $(STAMP) ## run the fast test suite (a few minutes on 2 cores)
 	$(PYTHON) -m pytest -q

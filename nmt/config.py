@@ -103,6 +103,7 @@ class TrainConfig:
     early_stop_metric: str = "bleu"  # bleu | loss
     patience: int = 8  # validations without improvement before stopping; 0 disables early stopping
     log_every: int = 50  # progress-bar refresh and metrics-file line every this many updates
+    max_bad_updates: int = 10  # stop after this many updates in a row skipped for a NaN/inf loss or gradient; 0: never
     keep_last: int = 5  # weights-only step-<N>.pt files kept from the latest validations (for nmt average); 0: none
     resume: bool = False  # continue from run_dir/last.pt
     overwrite: bool = False  # start over even if run_dir already holds a checkpoint
@@ -184,3 +185,35 @@ class AverageConfig:
     run: str = MISSING  # a run directory holding step-<N>.pt files
     k: int = 5  # how many of the latest step checkpoints to average
     output: str | None = None  # where the averaged checkpoint goes; default: <run>/averaged.pt
+
+
+@dataclass
+class PlotConfig:
+    """``nmt plot KIND``: a picture of a trained run, written as PNG."""
+
+    kind: str = MISSING  # attention | gates | curves | representations
+    run: str = MISSING  # a run directory (curves: its metrics.jsonl) or a checkpoint file
+    sentence: str | None = None  # the source sentence (attention, gates)
+    input: str | None = None  # source phrases, one a line (representations)
+    max_phrases: int = 500  # phrases read from input (representations)
+    labels: int = 40  # phrases written next to their dot (representations)
+    units: int = 64  # units shown in the gate heatmaps (the most varying ones)
+    output: str | None = None  # the PNG; default: <run directory>/plots/<kind>.png
+    decode: DecodeConfig = field(default_factory=DecodeConfig)  # how the attention plot's sentence is translated
+
+
+@dataclass
+class BenchConfig:
+    """``nmt bench``: training and decoding speed, useful FLOP/s against the matmul ceiling, peak memory."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    threads: int = 2  # torch intra-op threads for every measurement
+    ceiling_size: int = 2048  # n of the n x n x n matmul that gives the large-size ceiling
+    warmup: int = 20  # training updates before the measured window
+    measure: int = 100  # training updates measured
+    checkpoint: str | None = None  # a trained run or checkpoint to time decoding with; null: skip decoding
+    quantized: bool = True  # also decode with int8 dynamic quantization (checkpoint given)
+    beam: int = 5  # beam size of the beam-search row
+    output: str = "runs/bench/bench.json"  # every figure, as JSON

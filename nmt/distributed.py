@@ -95,10 +95,10 @@ class Dist:
         return self.rank == 0
 
     def wrap(self, model: nn.Module) -> Callable[..., Tensor]:
-        """``loss_fn(batch, label_smoothing)``: ``model.loss`` alone, or through DDP (which starts every rank
-        from rank 0's weights and averages gradients in ``backward``)."""
+        """``loss_fn(batch, label_smoothing)``: ``model.loss`` (looked up at each call), through DDP when several
+        processes train (DDP starts every rank from rank 0's weights and averages gradients in ``backward``)."""
         if not self.enabled:
-            return model.loss
+            return _Loss(model)
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None

@@ -48,6 +48,9 @@ def _test_sets(ec: EvaluateConfig, data: DataConfig) -> dict[str, tuple[list[str
         sets[ec.sacrebleu_set] = _sacrebleu_set(ec.sacrebleu_set, data.src_lang, data.tgt_lang)
     if not sets:
         raise NMTError("nothing to evaluate: give splits, src/ref files or sacrebleu_set")
+    for name, (src, refs) in sets.items():
+        if len(src) != len(refs):
+            raise NMTError(f"test set {name}: {len(src)} source sentences but {len(refs)} references")
     return sets
 
 

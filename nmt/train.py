@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from nmt import checkpoint, distributed
-from nmt.config import Config, DecodeConfig, ModelConfig, TrainConfig
+from nmt.config import Config, DataConfig, DecodeConfig, ModelConfig, TrainConfig
 from nmt.data.batching import BatchIterator
 from nmt.data.prepare import Corpus, prepare
 from nmt.data.tokenizer import Tokenizer
@@ -45,6 +45,8 @@ class TrainState:
     lr_scale: float = 1.0  # product of plateau drops
     elapsed_s: float = 0.0  # training wall time before this process
     history: list = field(default_factory=list)
+    bad_in_row: int = 0  # consecutive updates skipped for a non-finite loss or gradient
+    skipped: int = 0  # updates skipped so far in all
 
 
 def learning_rate(step: int, cfg: TrainConfig, lr_scale: float) -> float:
@@ -116,7 +118,7 @@ class Run:
             if not last.exists():
                 raise NMTError(f"train.resume=true but {last} does not exist")
             resumed = checkpoint.load(last)
-            check_compatible(resumed, cfg.model)
+            check_compatible(resumed, cfg.model, cfg.data)
         if self.tc.threads > 0:
             torch.set_num_threads(self.tc.threads)
         random.seed(self.tc.seed)
@@ -140,6 +142,8 @@ class Run:
             random.setstate(resumed["rng"]["python"])
             if "cuda" in resumed["rng"] and self.device.type == "cuda":
                 torch.cuda.set_rng_state(resumed["rng"]["cuda"], self.device)
+            if self.dist.is_main:
+                self.forget_lost_updates()
             log.info("resumed %s at step %d (epoch %d)", last, self.state.step, self.state.epoch + 1)
         elif self.dist.is_main:
             self.corpus.tokenizer.save(self.dir)
@@ -173,6 +177,26 @@ class Run:
     def save_last(self) -> None:
         if self.dist.is_main:
             checkpoint.save(self._payload(full=True), self.dir / "last.pt")
+
+    def forget_lost_updates(self) -> None:
+        """On resume: drop what a killed run wrote after its ``last.pt``: metrics rows (and a half-written last
+        row), ``step-<N>.pt`` files of later steps and the temporary file of an interrupted save."""
+        later = [p for p in checkpoint.step_checkpoints(self.dir) if int(p.stem.split("-")[1]) > self.state.step]
+        for stale in [*self.dir.glob(".*.pt.*.tmp"), *later]:
+            stale.unlink(missing_ok=True)
+        path = self.dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= self.state.step:
+                    kept.append(line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        tmp.replace(path)
 
     def log_metrics(self, kind: str, values: dict) -> None:
         if not self.dist.is_main:
@@ -234,13 +258,17 @@ class Run:
         reason = "max_steps" if tc.max_steps > 0 and s.step >= tc.max_steps else None  # a finished run: no update
         self.model.train()
         with StopRequest() as stop_request:
+            if reason is None and s.step > 0 and s.step % tc.eval_every == 0 and not self.validated_now():
+                # resumed after a signal stopped the run just before a validation: do it now, as an
+                # uninterrupted run did (it moves the schedule and early stopping)
+                reason = "early stopping" if self.evaluate_all() else None
             while reason is None and s.epoch < tc.max_epochs:
                 reason = self.run_epoch(stop_request)
             if reason is None:
                 reason = "max_epochs"
             if stop_request.signal_name:
                 self.save_last()
-            elif not s.history or s.history[-1][0] != s.step:
+            elif not self.validated_now():
                 self.evaluate_all()
         self.progress.close()
         if stop_request.signal_name and self.dist.is_main:
@@ -252,6 +280,10 @@ class Run:
                   f"checkpoints in {self.dir}", flush=True)
         return s
 
+    def validated_now(self) -> bool:
+        """Whether the current step has been validated."""
+        return bool(self.state.history) and self.state.history[-1][0] == self.state.step
+
     def run_epoch(self, stop_request: StopRequest) -> str | None:
         """Train on the rest of the current epoch; returns why training must stop, or None at the epoch's end."""
         s, tc = self.state, self.tc
@@ -262,7 +294,7 @@ class Run:
             batch = self.batches.make(batches[s.batch_in_epoch + self.dist.rank]).to(self.device)
             loss, n_tokens = self.update(batch)
             s.batch_in_epoch += self.dist.world_size
-            self.progress.update(loss, n_tokens)
+            self.progress.update(loss or 0.0, n_tokens if loss is not None else 0)
             out_of_time = tc.max_minutes > 0 and s.elapsed_s >= tc.max_minutes * 60
             if self.dist.enabled:  # rank 0's clock and signals decide for every rank: all stop at the same update
                 out_of_time, stop_request.signal_name = self.dist.from_main((out_of_time, stop_request.signal_name))
@@ -281,9 +313,15 @@ class Run:
         s.batch_in_epoch = 0
         return None
 
-    def update(self, batch) -> tuple[float, int]:
+    def update(self, batch) -> tuple[float | None, int]:
         """One optimizer step on a batch (on every rank: the union of the ranks' batches); returns the summed
-        loss and the number of target tokens of the step."""
+        loss (None when the update was skipped) and the number of target tokens of the step.
+
+        A non-finite loss or gradient norm skips the update (the weights and optimizer stay as they were; the
+        batch still counts as a step); ``train.max_bad_updates`` of them in a row stop training. Under torchrun
+        the loss and the gradient norm are the same on every rank (summed and all-reduced), so all ranks skip
+        together; they still run ``backward``, which DDP needs after every forward.
+        """
         s, tc = self.state, self.tc
         s.step += 1
         for g in self.opt.param_groups:
@@ -292,11 +330,30 @@ class Run:
             loss = self.loss_fn(batch, tc.label_smoothing)
         total_loss, n_tokens = self.dist.sum_loss_tokens(loss, batch.n_tgt_tokens)
         self.opt.zero_grad(set_to_none=True)
+        if not math.isfinite(total_loss) and not self.dist.enabled:
+            return self.skip_update(f"loss {total_loss}"), n_tokens
         (loss / self.dist.loss_denominator(n_tokens)).backward()
-        if tc.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_norm)
+        # max_norm=inf measures the norm without scaling anything
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_norm if tc.clip_norm > 0 else math.inf)
+        if not (math.isfinite(total_loss) and torch.isfinite(norm)):
+            self.opt.zero_grad(set_to_none=True)
+            what = f"loss {total_loss}" if not math.isfinite(total_loss) else f"gradient norm {norm.item()}"
+            return self.skip_update(what), n_tokens
         self.opt.step()
+        s.bad_in_row = 0
         return total_loss, n_tokens
+
+    def skip_update(self, what: str) -> None:
+        """Count a skipped update; stop training (NMTError) after ``max_bad_updates`` in a row."""
+        s, tc = self.state, self.tc
+        s.bad_in_row += 1
+        s.skipped += 1
+        log.warning("step %d: %s, update skipped (%d in a row, %d in all)", s.step, what, s.bad_in_row, s.skipped)
+        if 0 < tc.max_bad_updates <= s.bad_in_row:
+            raise NMTError(f"{s.bad_in_row} non-finite losses or gradients in a row (last at step {s.step}, {what}): "
+                           f"training stopped; {self.dir / 'last.pt'} holds the last good state (try a lower "
+                           "train.lr or train.clip_norm, and resume with train.resume=true)")
+        return None
 
 
 class Progress:
@@ -335,8 +392,8 @@ class Progress:
         self.bar.close()
 
 
-def check_compatible(ckpt: dict, model_cfg: ModelConfig) -> None:
-    """Refuse to continue a checkpoint whose model settings differ from the requested ones."""
+def check_compatible(ckpt: dict, model_cfg: ModelConfig, data_cfg: DataConfig | None = None) -> None:
+    """Refuse to continue a checkpoint whose model settings or vocabulary settings differ from the requested ones."""
     saved = ckpt["model_info"]["config"]
     shape_keys = ("arch", "emb_dim", "hidden_dim", "attention_dim", "maxout_dim", "maxout_pool", "reset_after",
                   "reverse_source")
@@ -344,8 +401,13 @@ def check_compatible(ckpt: dict, model_cfg: ModelConfig) -> None:
     saved = {k: saved.get(k, getattr(default, k)) for k in shape_keys}
     diffs = [f"{k}: checkpoint {saved[k]!r} vs requested {getattr(model_cfg, k)!r}" for k in shape_keys
              if saved[k] != getattr(model_cfg, k)]
+    saved_data = ckpt.get("config", {}).get("data")
+    if data_cfg is not None and saved_data:  # the checkpoint's sentencepiece models were made with these
+        vocab_keys = ("src_lang", "tgt_lang", "vocab_size", "spm_model_type", "joint_vocab")
+        diffs += [f"data.{k}: checkpoint {saved_data[k]!r} vs requested {getattr(data_cfg, k)!r}"
+                  for k in vocab_keys if k in saved_data and saved_data[k] != getattr(data_cfg, k)]
     if diffs:
-        raise NMTError("checkpoint does not match model config (" + "; ".join(diffs) + ")")
+        raise NMTError("checkpoint does not match the requested run (" + "; ".join(diffs) + ")")
 
 
 def train(cfg: Config) -> TrainState:

@@ -59,23 +59,43 @@ class Translator:
     """A model and its tokenizer, rebuilt from a self-describing checkpoint."""
 
     def __init__(self, ckpt: dict) -> None:
-        info = ckpt["model_info"]
-        self.tokenizer = Tokenizer(ckpt["tokenizer"]["src"], ckpt["tokenizer"]["tgt"])
-        if (self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size) != (info["src_vocab"], info["tgt_vocab"]):
-            raise NMTError("checkpoint's tokenizer and model disagree on vocabulary sizes")
-        self.model = build_model(ModelConfig(**info["config"]), info["src_vocab"], info["tgt_vocab"])
-        self.model.load_state_dict(ckpt["model"])
+        try:
+            info = ckpt["model_info"]
+            self.tokenizer = Tokenizer(ckpt["tokenizer"]["src"], ckpt["tokenizer"]["tgt"])
+            sizes = (info["src_vocab"], info["tgt_vocab"])
+            self.model = build_model(ModelConfig(**info["config"]), *sizes)
+            weights = ckpt["model"]
+        except (KeyError, TypeError, RuntimeError) as err:  # RuntimeError: sentencepiece cannot parse its model
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise NMTError(f"incomplete or damaged checkpoint ({type(err).__name__}: {first})") from None
+        if (self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size) != sizes:
+            raise NMTError(f"checkpoint's tokenizer ({self.tokenizer.src_vocab_size}, {self.tokenizer.tgt_vocab_size}"
+                           f" pieces) and model ({sizes[0]}, {sizes[1]}) disagree on vocabulary sizes")
+        try:
+            self.model.load_state_dict(weights)
+        except RuntimeError as err:  # "Error(s) in loading state_dict ...:" then one line per problem
+            detail = [line.strip() for line in str(err).splitlines() if line.strip()]
+            raise NMTError(f"checkpoint weights do not fit its model settings: {detail[1] if len(detail) > 1 else err}"
+                           ) from None
         self.model.eval()
         self.config = ckpt.get("config", {})
         self.step = ckpt.get("step")
 
     @classmethod
     def load(cls, path: str) -> Translator:
-        return cls(checkpoint.load(path))
+        ckpt = checkpoint.load(path)
+        try:
+            return cls(ckpt)
+        except NMTError as err:
+            raise NMTError(f"{path}: {err}") from None
 
     def encode(self, lines: Sequence[str], max_input_len: int, first_line: int = 1) -> list[list[int]]:
-        """Source piece ids, truncated to ``max_input_len`` with one warning naming the first long line."""
-        ids = self.tokenizer.encode_src(lines)
+        """Source piece ids, truncated to ``max_input_len`` with one warning naming the first long line.
+
+        Lone surrogates (which decoding stdin with ``surrogateescape`` can produce, and sentencepiece refuses)
+        become U+FFFD, an unknown piece.
+        """
+        ids = self.tokenizer.encode_src([x.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for x in lines])
         long = [i for i, x in enumerate(ids) if len(x) > max_input_len]
         if long:
             log.warning("line %d (and %d more) longer than %d pieces: truncated", first_line + long[0],

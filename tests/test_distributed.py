@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -179,3 +180,48 @@ def test_two_gloo_ranks_resume(tiny_data_cfg: DataConfig, tmp_path: Path) -> Non
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
     for name, tensor in a.items():
         torch.testing.assert_close(b[name], tensor, atol=1e-6, rtol=1e-5, msg=name)
+
+
+# --------------------------------------------------------------------------- a NaN on one rank only
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_with_nan(rank: int, port: int, cfg: Config, out: Path) -> None:
+    """One of two gloo ranks; rank 1's loss is NaN at update 2, rank 0's never."""
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": "2", "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    with distributed.session("cpu", "gloo") as dist:
+        run = Run(cfg, dist)
+        real = run.model.loss
+
+        def loss(batch, label_smoothing=0.0):
+            value = real(batch, label_smoothing)
+            return value * float("nan") if rank == 1 and run.state.step == 2 else value
+
+        run.model.loss = loss
+        state = run.fit()
+    (out / f"rank{rank}.json").write_text(json.dumps({"step": state.step, "skipped": state.skipped}))
+
+
+@needs_dist
+def test_a_nan_on_one_rank_skips_the_update_on_every_rank(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
+    """The skip decision rests on the loss summed over the ranks, so both skip update 2 and neither hangs."""
+    cfg = _config(replace(tiny_data_cfg, vocab_size=40), tmp_path / "run", max_steps=3)
+    ctx = torch.multiprocessing.spawn(_rank_with_nan, args=(_free_port(), cfg, tmp_path), nprocs=2, join=False)
+    deadline = time.monotonic() + 180
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:  # ranks that disagree wait for each other forever
+            for proc in ctx.processes:
+                proc.kill()
+            pytest.fail("the two ranks hung: they did not take the same skip decision")
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert reports == [{"step": 3, "skipped": 1}] * 2
+    assert checkpoint.load(tmp_path / "run" / "last.pt")["train_state"]["skipped"] == 1

@@ -1,8 +1,8 @@
 """Smoke test that the whole model learns: reverse a short sequence of symbols (JoeyNMT's reverse task).
 
 Without attention (arch=cho2014) the summary c must hold the entire source, so sequences are kept short
-(3–7 symbols out of 10) and the hidden state adequate; RNNsearch learns the same task through its attention.
-About 1,200 Adam updates, a few seconds on one core.
+(3–7 symbols out of 10) and the hidden state adequate; RNNsearch learns the same task through its
+attention. About 1,200 Adam updates, a few seconds on one core per model.
 """
 
 from __future__ import annotations

@@ -50,14 +50,19 @@ def _open_bytes(path: Path):
 def decode_lines(stream: IO[bytes], name: str) -> Iterator[str]:
     """Yield the lines of a binary stream as text without line ends.
 
-    A byte-order mark at the start and CR before LF are dropped. Invalid UTF-8 raises NMTError naming
-    ``name`` and the 1-based line number.
+    A UTF-8 byte-order mark at the start and CR before LF are dropped. Invalid UTF-8 and NUL bytes (binary
+    data, or UTF-16 text) raise NMTError naming ``name`` and the 1-based line number.
     """
     for lineno, raw in enumerate(stream, start=1):
+        if lineno == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise NMTError(f"{name}:1: UTF-16 byte-order mark: convert the file to UTF-8")
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise NMTError(f"{name}:{lineno}: invalid UTF-8 ({err.reason} at byte {err.start})") from None
+            raise NMTError(f"{name}:{lineno}: invalid UTF-8 ({err.reason} at byte {err.start}; binary data?)"
+                           ) from None
+        if "\x00" in line:
+            raise NMTError(f"{name}:{lineno}: NUL byte at byte {raw.index(0)} (binary data or UTF-16 text, not UTF-8)")
         if lineno == 1:
             line = line.removeprefix("\ufeff")
         yield line.rstrip("\n").rstrip("\r")

@@ -9,6 +9,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import random
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ from nmt.errors import NMTError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SAMPLE_SEED = 1234  # which sentences train sentencepiece when the corpus has more than spm_input_sentence_size
+
+log = logging.getLogger("nmt.tokenizer")
 
 
 class Tokenizer:
@@ -130,7 +133,10 @@ def train_or_load(src_texts: Collection[str], tgt_texts: Collection[str], cfg: D
     folder = Path(cfg.cache_dir).expanduser() / "spm" / cache_key(src_texts, tgt_texts, cfg)
     src_file, tgt_file = folder / "src.model", folder / "tgt.model"
     if src_file.is_file() and tgt_file.is_file():
-        return Tokenizer(src_file.read_bytes(), tgt_file.read_bytes())
+        try:
+            return Tokenizer(src_file.read_bytes(), tgt_file.read_bytes())
+        except (RuntimeError, NMTError) as err:  # a damaged cache is a cache miss
+            log.warning("sentencepiece cache %s is unreadable (%s): training again", folder, err)
     if cfg.joint_vocab:
         src_model = _train_one(itertools.chain(src_texts, tgt_texts), len(src_texts) + len(tgt_texts), cfg,
                                cfg.vocab_size)

@@ -132,6 +132,11 @@ class RNNSearch(EncoderDecoder):
     def features(self, batch: Batch) -> Tensor:
         return self.attention_and_features(batch)[0]
 
+    def summary(self, src: Tensor, src_len: Tensor) -> Tensor:
+        """A fixed-size representation (B, 2H) of each source: the mean of its annotations (RNNsearch has no c)."""
+        annotations, _ = self.encoder(src, src_len)
+        return annotations.sum(1) / src_len.unsqueeze(1).to(annotations.dtype)
+
     def encode(self, src: Tensor, src_len: Tensor) -> State:
         """Initial decoding state for (B, S) sources: s_0, annotations, projected keys and the source mask."""
         annotations, mask, s0 = self._encode(src, src_len)

@@ -85,6 +85,10 @@ class Seq2Seq(EncoderDecoder):
         _, c = self.encoder(batch.src, batch.src_len)
         return self.decoder.features(batch.tgt_in, c)
 
+    def summary(self, src: Tensor, src_len: Tensor) -> Tensor:
+        """The summary vector c (B, H) of each source: Cho 2014's representation of a phrase."""
+        return self.encoder(src, src_len)[1]
+
     def encode(self, src: Tensor, src_len: Tensor) -> State:
         """Initial decoding state for (B, S) sources."""
         _, c = self.encoder(src, src_len)

@@ -1,0 +1,208 @@
+"""``nmt bench``: what the machine gives and what training and decoding get out of it.
+
+Each measurement runs in a fresh process (so its peak resident memory is its own) with ``threads`` torch
+threads: the fp32 matmul ceiling at large sizes and at the model's own shapes, training throughput over a
+window after warm-up (through the same ``Run.update`` that ``nmt train`` uses), useful FLOP/s (counted from
+shapes on real tokens, nmt.model.flops) as a share of the ceiling, and decoding speed and BLEU of a trained
+checkpoint on the test split, greedy and beam, in fp32 and with int8 dynamic quantization.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import platform
+import resource
+import statistics
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from nmt.config import BenchConfig, Config, DecodeConfig
+from nmt.data.load import load_split, resolve_path
+from nmt.data.tokenizer import PAD
+from nmt.errors import NMTError
+from nmt.metrics import bleu
+from nmt.model.flops import training_flops
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def matmul_gflops(m: int, k: int, n: int, repeats: int = 10) -> float:
+    """Median fp32 GFLOP/s of an (m, k) @ (k, n) product."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * m * k * n / statistics.median(times) / 1e9
+
+
+def _ceiling(bc: BenchConfig) -> dict:
+    m = bc.model
+    h3, rows = 3 * m.hidden_dim, 128
+    n = bc.ceiling_size
+    shapes = {
+        "large": (n, n, n),
+        f"GRU input {rows}x{m.emb_dim + 2 * m.hidden_dim}x{h3}": (rows, m.emb_dim + 2 * m.hidden_dim, h3),
+        f"GRU recurrent {rows}x{m.hidden_dim}x{h3}": (rows, m.hidden_dim, h3),
+        f"output layer 4096x{m.maxout_dim}x{bc.data.vocab_size}": (4096, m.maxout_dim, bc.data.vocab_size),
+    }
+    return {name: round(matmul_gflops(*s), 1) for name, s in shapes.items()}
+
+
+def _train(bc: BenchConfig) -> dict:
+    from nmt.train import Run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tc = replace(bc.train, threads=bc.threads, keep_last=0)
+        run = Run(Config(data=bc.data, model=bc.model, train=tc, name="bench", run_dir=tmp))
+        run.model.train()
+        stats = {"updates": 0, "seconds": 0.0, "tgt_tokens": 0, "src_tokens": 0, "sentences": 0,
+                 "src_positions": 0, "tgt_positions": 0, "flops": 0}
+        epoch, done = 0, 0
+        while done < bc.warmup + bc.measure:
+            for idx in run.batches.epoch(epoch):
+                if done == bc.warmup + bc.measure:
+                    break
+                start = time.perf_counter()
+                batch = run.batches.make(idx).to(run.device)
+                run.update(batch)
+                elapsed = time.perf_counter() - start
+                done += 1
+                if done <= bc.warmup:
+                    continue
+                src_lens = batch.src_len.tolist()
+                tgt_lens = (batch.tgt_out != PAD).sum(1).tolist()
+                stats["updates"] += 1
+                stats["seconds"] += elapsed
+                stats["tgt_tokens"] += sum(tgt_lens)
+                stats["src_tokens"] += sum(src_lens)
+                stats["sentences"] += len(src_lens)
+                stats["src_positions"] += batch.src.numel()
+                stats["tgt_positions"] += batch.tgt_out.numel()
+                stats["flops"] += training_flops(bc.model, run.model.tgt_vocab, src_lens, tgt_lens)
+            epoch += 1
+    s = stats
+    return {
+        "tgt_tok_s": s["tgt_tokens"] / s["seconds"],
+        "src_tgt_tok_s": (s["tgt_tokens"] + s["src_tokens"]) / s["seconds"],
+        "s_per_update": s["seconds"] / s["updates"],
+        "sentences_per_update": s["sentences"] / s["updates"],
+        "tgt_tokens_per_update": s["tgt_tokens"] / s["updates"],
+        "padding_share": 1 - (s["tgt_tokens"] + s["src_tokens"]) / (s["tgt_positions"] + s["src_positions"]),
+        "useful_gflop_s": s["flops"] / s["seconds"] / 1e9,
+        "updates": s["updates"],
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _decode(bc: BenchConfig, method: str, quantized: bool) -> dict:
+    from nmt.translate import Translator, translate_ids
+
+    translator = Translator.load(str(resolve_path(bc.checkpoint)))
+    if quantized:
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated")
+        translator.model = torch.ao.quantization.quantize_dynamic(
+            translator.model, {torch.nn.Linear, torch.nn.GRU, torch.nn.GRUCell}, dtype=torch.qint8)
+    test = load_split(bc.data, "test")
+    src, refs = test["src"], test["tgt"]
+    ids = translator.encode(src, 250)
+    dc = DecodeConfig(method=method, beam=bc.beam)
+    start = time.perf_counter()
+    hyps = translate_ids(translator.model, ids, dc)
+    seconds = time.perf_counter() - start
+    texts = translator.tokenizer.decode_tgt(hyps)
+    return {"sentences_s": len(src) / seconds, "tokens_s": sum(len(h) + 1 for h in hyps) / seconds,
+            "seconds": seconds, "bleu": bleu(texts, refs).score, "peak_rss_mb": peak_rss_mb()}
+
+
+def _child(queue: mp.Queue, fn_name: str, args: tuple, threads: int) -> None:
+    torch.set_num_threads(threads)
+    try:
+        queue.put(("ok", globals()[fn_name](*args)))
+    except NMTError as err:
+        queue.put(("error", str(err)))
+    except Exception as err:  # reported by the parent as one line
+        queue.put(("error", f"{type(err).__name__}: {err}"))
+
+
+def in_fresh_process(fn_name: str, *args, threads: int) -> dict:
+    """Run ``fn_name(*args)`` of this module in a new process; returns its result dict."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, fn_name, args, threads))
+    proc.start()
+    status, value = queue.get()
+    proc.join()
+    if status != "ok":
+        raise NMTError(f"bench, {fn_name.strip('_')}: {value}")
+    return value
+
+
+def table(res: dict) -> str:
+    """The figures as a Markdown table."""
+    t, c = res["train"], res["ceiling"]
+    big, n = c["large"], res["config"]["ceiling_size"]
+    rows = [
+        ("machine", f"{res['cpu']}, {res['threads']} threads, torch {res['torch']}"),
+        *((f"fp32 matmul {f'{n}x{n}x{n}' if name == 'large' else name}", f"{v:.1f} GFLOP/s") for name, v in c.items()),
+        ("training target tok/s", f"{t['tgt_tok_s']:,.0f}"),
+        ("training source+target tok/s", f"{t['src_tgt_tok_s']:,.0f}"),
+        ("seconds per update", f"{t['s_per_update']:.3f} ({t['sentences_per_update']:.0f} sentences, "
+                               f"{t['tgt_tokens_per_update']:,.0f} target tokens)"),
+        ("padding share (positions without a token)", f"{t['padding_share']:.1%}"),
+        ("useful training GFLOP/s", f"{t['useful_gflop_s']:.1f} = {t['useful_gflop_s'] / big:.0%} of the "
+                                    f"{n}^3 matmul ceiling"),
+        ("training peak RSS", f"{t['peak_rss_mb']:,.0f} MiB"),
+    ]
+    for name, d in res.get("decode", {}).items():
+        rows.append((f"decode {name}", f"{d['sentences_s']:.1f} sent/s, {d['tokens_s']:,.0f} tok/s, "
+                                       f"BLEU {d['bleu']:.2f}, peak RSS {d['peak_rss_mb']:,.0f} MiB"))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(["| figure | value |", "|---|---|", *(f"| {k:<{width}} | {v} |" for k, v in rows)])
+
+
+def bench(bc: BenchConfig) -> dict:
+    """Measure everything, print the table and write the JSON figures to ``bc.output``."""
+    if bc.checkpoint and not resolve_path(bc.checkpoint).exists():
+        raise NMTError(f"checkpoint not found: {resolve_path(bc.checkpoint)}")
+    res = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_name(), "threads": bc.threads,
+           "torch": torch.__version__, "config": asdict(bc)}
+    print("measuring the matmul ceiling ...", flush=True)
+    res["ceiling"] = in_fresh_process("_ceiling", bc, threads=bc.threads)
+    print(f"training: {bc.warmup} warm-up + {bc.measure} measured updates ...", flush=True)
+    res["train"] = in_fresh_process("_train", bc, threads=bc.threads)
+    if bc.checkpoint:
+        res["decode"] = {}
+        for quantized in (False, True) if bc.quantized else (False,):
+            for method in ("greedy", "beam"):
+                name = f"{'greedy' if method == 'greedy' else f'beam {bc.beam}'} {'int8' if quantized else 'fp32'}"
+                print(f"decoding the test split: {name} ...", flush=True)
+                res["decode"][name] = in_fresh_process("_decode", bc, method, quantized, threads=bc.threads)
+    out = resolve_path(bc.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(table(res))
+    print(f"figures written to {out}")
+    return res

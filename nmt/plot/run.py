@@ -1,0 +1,52 @@
+"""Dispatch ``nmt plot KIND`` to the module that computes and draws it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nmt.config import PlotConfig
+from nmt.data.load import read_lines, resolve_path
+from nmt.errors import NMTError
+from nmt.plot import attention, curves, gates, representations
+from nmt.plot.common import save
+from nmt.translate import Translator
+
+KINDS = ("attention", "gates", "curves", "representations")
+
+
+def _run_dir(run: Path) -> Path:
+    return run if run.is_dir() else run.parent
+
+
+def _sentence(pc: PlotConfig) -> str:
+    if not pc.sentence or not pc.sentence.strip():
+        raise NMTError(f"nmt plot {pc.kind} needs a source sentence: sentence='...'")
+    return pc.sentence
+
+
+def run_plot(pc: PlotConfig) -> Path:
+    """Compute and write the picture ``pc.kind``; prints and returns its path."""
+    if pc.kind not in KINDS:
+        raise NMTError(f"unknown plot {pc.kind!r}: use one of {', '.join(KINDS)}")
+    run = resolve_path(pc.run)
+    if not run.exists():
+        raise NMTError(f"run not found: {run}")
+    out = Path(pc.output).expanduser() if pc.output else _run_dir(run) / "plots" / f"{pc.kind}.png"
+    if pc.kind == "curves":
+        metrics = run if run.suffix == ".jsonl" else _run_dir(run) / "metrics.jsonl"
+        fig = curves.draw(curves.read_metrics(metrics))
+    else:
+        translator = Translator.load(str(run))
+        if pc.kind == "attention":
+            fig = attention.draw(*attention.attention_matrix(translator, _sentence(pc), pc.decode))
+        elif pc.kind == "gates":
+            fig = gates.draw(*gates.encoder_gates(translator, _sentence(pc)), units=pc.units)
+        else:
+            if not pc.input:
+                raise NMTError("nmt plot representations needs input=FILE with source phrases, one a line")
+            phrases = [p for p in read_lines(resolve_path(pc.input)) if p.strip()][: pc.max_phrases]
+            points, explained = representations.pca2(representations.summaries(translator, phrases))
+            fig = representations.draw(points, explained, phrases, pc.labels)
+    path = save(fig, out)
+    print(f"wrote {path}")
+    return path

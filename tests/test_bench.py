@@ -1,0 +1,48 @@
+"""`nmt bench` on a tiny run: every figure is measured, in its own process, and adds up."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_cli import nmt, train_args
+
+TINY = ["data=files", "data.local_dir=null", "data.src_lang=xx", "data.tgt_lang=yy", "data.vocab_size=40",
+        "model.emb_dim=8", "model.hidden_dim=16", "model.maxout_dim=6", "model.attention_dim=8",
+        "train.batch_tokens=200"]
+
+
+@pytest.mark.slow  # five fresh processes, each importing torch: about a minute
+def test_bench_measures_training_decoding_and_the_ceiling(tmp_path: Path, corpus_writer: Callable[..., Path]) -> None:
+    corpus = corpus_writer(tmp_path / "corpus")
+    trained = nmt(*train_args(corpus, tmp_path / "run", tmp_path / "cache", "model=rnnsearch", "model.attention_dim=8",
+                              "train.max_steps=10"), cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    out = nmt("bench", *TINY, f"data.path={corpus}", f"data.cache_dir={tmp_path / 'cache'}", "threads=1",
+              "ceiling_size=256", "warmup=1", "measure=3", f"checkpoint={tmp_path / 'run'}",
+              f"output={tmp_path / 'bench.json'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    res = json.loads((tmp_path / "bench.json").read_text())
+    t = res["train"]
+    assert t["updates"] == 3 and t["tgt_tok_s"] > 0 and t["src_tgt_tok_s"] > t["tgt_tok_s"]
+    assert 0 <= t["padding_share"] < 1 and t["useful_gflop_s"] > 0 and t["peak_rss_mb"] > 50
+    assert all(v > 0 for v in res["ceiling"].values())
+    assert set(res["decode"]) == {"greedy fp32", "beam 5 fp32", "greedy int8", "beam 5 int8"}
+    for row in res["decode"].values():
+        assert row["sentences_s"] > 0 and 0 <= row["bleu"] <= 100
+    assert "| training target tok/s" in out.stdout and "useful training GFLOP/s" in out.stdout
+
+
+def test_bench_reports_a_missing_checkpoint_in_one_line(tmp_path: Path, corpus_writer: Callable[..., Path]) -> None:
+    corpus = corpus_writer(tmp_path / "corpus")
+    out = nmt("bench", *TINY, f"data.path={corpus}", f"data.cache_dir={tmp_path / 'cache'}", "threads=1",
+              "warmup=0", "measure=1", f"checkpoint={tmp_path / 'nope'}",
+              f"output={tmp_path / 'b.json'}", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "checkpoint not found" in out.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "b.json").exists()  # refused before any measurement
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
