@@ -26,7 +26,7 @@ train-ddp: $(STAMP) ## data-parallel training on NPROC processes of this machine
 	torchrun --standalone --nproc_per_node=$(NPROC) -m nmt train $(ARGS)
 
 gpu-check: $(STAMP) ## on a GPU machine: Multi30k updates on GPU and CPU, tokens/s, loss curves compared (~3 min)
-	$(PYTHON) scripts/gpu_check.py $(ARGS)
+	$(PYTHON) -m nmt.gpu_check $(ARGS)
 
 RUN ?= runs/bible-es-en-small
 EXAMPLES := "En el principio creó Dios los cielos y la tierra." "Y dijo Dios: Sea la luz: y fué la luz." \

@@ -4,7 +4,7 @@ and the same batches, print target tokens/s of both, and check that the GPU's lo
 Not part of the test suite (it needs a GPU); about 2-4 minutes on an H100 machine with 16 cores, most of it the CPU
 run. Without a GPU it stops at once with a one-line error and exit status 2. Exit status 1: the curves differ.
 
-    python scripts/gpu_check.py [--steps 300] [--precision fp32|bf16] [--data ../shared/data/multi30k]
+    python -m nmt.gpu_check [--steps 300] [--precision fp32|bf16] [--data ../shared/data/multi30k]
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from nmt.config import Config, DataConfig, ModelConfig, SplitNames, TrainConfig
+from nmt.train import train
 
-from nmt.config import Config, DataConfig, ModelConfig, SplitNames, TrainConfig  # noqa: E402
-from nmt.train import train  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 LOG_EVERY = 25
 
