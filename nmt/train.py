@@ -253,7 +253,7 @@ class Run:
         per_epoch = len(self.batches.epoch(s.epoch)) // self.dist.world_size
         total = tc.max_steps if tc.max_steps > 0 else tc.max_epochs * per_epoch
         log.info("model: %s parameters; %d training pairs (of %d) in %d batches/epoch; run dir %s",
-                 f"{n_params(self.model):,}", len(self.corpus.train_src), self.corpus.n_train_raw, per_epoch, self.dir)
+                 f"{n_params(self.model):,}", len(self.corpus.train), self.corpus.n_train_raw, per_epoch, self.dir)
         self.progress = Progress(self, total)
         reason = "max_steps" if tc.max_steps > 0 and s.step >= tc.max_steps else None  # a finished run: no update
         self.model.train()

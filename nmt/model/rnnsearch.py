@@ -111,10 +111,8 @@ class RNNSearch(EncoderDecoder):
     """Bidirectional encoder + attention decoder, with the interface of :class:`nmt.model.seq2seq.Seq2Seq`."""
 
     def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
-        common = {"dropout": cfg.dropout, "cell": cfg.cell, "reset_after": cfg.reset_after}
+        super().__init__(cfg, src_vocab, tgt_vocab)
+        common = self.rnn_options
         self.encoder = BiEncoder(src_vocab, cfg.emb_dim, cfg.hidden_dim, **common)
         self.decoder = AttentionDecoder(tgt_vocab, cfg.emb_dim, cfg.hidden_dim, cfg.attention_dim, cfg.maxout_dim,
                                         cfg.maxout_pool, **common)

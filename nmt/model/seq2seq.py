@@ -25,10 +25,17 @@ class EncoderDecoder(nn.Module):
     """What every model shares: the loss, log p(y|x) and a self-description, all computed from
     ``features(batch)`` (B, T, M) and the output layer ``decoder.out`` (M -> V)."""
 
-    cfg: ModelConfig
-    src_vocab: int
-    tgt_vocab: int
     decoder: nn.Module
+
+    def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
+
+    @property
+    def rnn_options(self) -> dict:
+        """The settings every GRU and dropout of the model shares."""
+        return {"dropout": self.cfg.dropout, "cell": self.cfg.cell, "reset_after": self.cfg.reset_after}
 
     def _init_weights(self) -> None:
         if self.cfg.init == "cho2014":
@@ -73,10 +80,8 @@ class Seq2Seq(EncoderDecoder):
     """Encoder + decoder. ``cfg`` fixes the sizes; vocabulary sizes come from the tokenizer."""
 
     def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
-        common = {"dropout": cfg.dropout, "cell": cfg.cell, "reset_after": cfg.reset_after}
+        super().__init__(cfg, src_vocab, tgt_vocab)
+        common = self.rnn_options
         self.encoder = Encoder(src_vocab, cfg.emb_dim, cfg.hidden_dim, reverse=cfg.reverse_source, **common)
         self.decoder = Decoder(tgt_vocab, cfg.emb_dim, cfg.hidden_dim, cfg.maxout_dim, cfg.maxout_pool, **common)
         self._init_weights()

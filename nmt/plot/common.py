@@ -27,7 +27,7 @@ def save(fig: plt.Figure, path: Path) -> Path:
 def source_tensors(translator: Translator, sentences: list[str], max_len: int = 250
                    ) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
     """Piece ids (B, S), lengths (B,) and the pieces of each non-empty sentence, as the model reads them."""
-    ids = [x[:max_len] for x in translator.tokenizer.encode_src(sentences)]
+    ids = translator.encode(sentences, max_len)
     if not all(ids):
         raise NMTError("cannot plot an empty sentence")
     pieces = [[translator.tokenizer.src.id_to_piece(i) for i in x] for x in ids]
