@@ -16,7 +16,6 @@ import resource
 import statistics
 import tempfile
 import time
-import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -120,11 +119,7 @@ def _train(bc: BenchConfig) -> dict:
 def _decode(bc: BenchConfig, method: str, quantized: bool) -> dict:
     from nmt.translate import Translator, translate_ids
 
-    translator = Translator.load(str(resolve_path(bc.checkpoint)))
-    if quantized:
-        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated")
-        translator.model = torch.ao.quantization.quantize_dynamic(
-            translator.model, {torch.nn.Linear, torch.nn.GRU, torch.nn.GRUCell}, dtype=torch.qint8)
+    translator = Translator.load(str(resolve_path(bc.checkpoint)), "int8" if quantized else "none")
     test = load_split(bc.data, "test")
     src, refs = test["src"], test["tgt"]
     ids = translator.encode(src, 250)

@@ -142,6 +142,7 @@ class TranslateConfig:
     output: str = "-"  # where translations go, one line per input line; "-" writes stdout
     max_input_len: int = 250  # source pieces kept per line; longer lines are truncated with a warning
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    quantize: str = "none"  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
 
@@ -158,6 +159,7 @@ class EvaluateConfig:
     out_dir: str | None = None  # hypotheses and report.json; default: <run directory>/eval
     max_input_len: int = 250  # source pieces kept per line
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    quantize: str = "none"  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
 

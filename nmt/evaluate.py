@@ -60,11 +60,12 @@ def evaluate(ec: EvaluateConfig) -> dict:
         torch.set_num_threads(ec.threads)
     datasets.disable_progress_bars()
     ckpt_path = resolve_path(ec.checkpoint)
-    translator = Translator.load(str(ckpt_path))
+    translator = Translator.load(str(ckpt_path), ec.quantize)
     data = DataConfig.from_dict(translator.config["data"])
     out_dir = Path(ec.out_dir) if ec.out_dir else (ckpt_path if ckpt_path.is_dir() else ckpt_path.parent) / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = {"checkpoint": str(ckpt_path), "step": translator.step, "decode": asdict(ec.decode), "sets": {}}
+    report = {"checkpoint": str(ckpt_path), "step": translator.step, "quantize": ec.quantize,
+              "decode": asdict(ec.decode), "sets": {}}
     for name, (src, refs) in _test_sets(ec, data).items():
         start = time.perf_counter()
         hyps = translator.translate(src, ec.decode, max_input_len=ec.max_input_len)

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from nmt import checkpoint, distributed
+from nmt.allocator import keep_freed_memory
 from nmt.config import Config, DataConfig, DecodeConfig, ModelConfig, TrainConfig
 from nmt.data.batching import BatchIterator
 from nmt.data.prepare import Corpus, prepare
@@ -121,6 +122,8 @@ class Run:
             check_compatible(resumed, cfg.model, cfg.data)
         if self.tc.threads > 0:
             torch.set_num_threads(self.tc.threads)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # no page faults on the same large tensors in every update (nmt.allocator)
         random.seed(self.tc.seed)
         torch.manual_seed(self.tc.seed)
         tok = Tokenizer(resumed["tokenizer"]["src"], resumed["tokenizer"]["tgt"]) if resumed else None

@@ -13,6 +13,7 @@ from nmt.data.batching import collate, token_batches
 from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NMTError
 from nmt.model import build_model
+from nmt.quantize import quantize as quantize_model
 from nmt.search import Hypothesis, beam_search, greedy, max_lengths
 
 log = logging.getLogger("nmt.translate")
@@ -82,12 +83,15 @@ class Translator:
         self.step = ckpt.get("step")
 
     @classmethod
-    def load(cls, path: str) -> Translator:
+    def load(cls, path: str, quantize: str = "none") -> Translator:
+        """The checkpoint at ``path``; ``quantize="int8"`` stores its linear and GRU weights as int8."""
         ckpt = checkpoint.load(path)
         try:
-            return cls(ckpt)
+            translator = cls(ckpt)
         except NMTError as err:
             raise NMTError(f"{path}: {err}") from None
+        translator.model = quantize_model(translator.model, quantize)
+        return translator
 
     def encode(self, lines: Sequence[str], max_input_len: int, first_line: int = 1) -> list[list[int]]:
         """Source piece ids, truncated to ``max_input_len`` with one warning naming the first long line.

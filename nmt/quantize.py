@@ -1,0 +1,27 @@
+"""int8 dynamic quantization for CPU decoding: weights of the linear and GRU layers stored as int8, activations
+quantized on the fly (``torch.ao.quantization.quantize_dynamic``). Embeddings stay fp32."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from nmt.errors import NMTError
+
+MODES = ("none", "int8")
+
+
+def quantize(model: nn.Module, mode: str) -> nn.Module:
+    """``model`` itself for ``mode="none"``; an int8 copy of it for ``mode="int8"`` (CPU only)."""
+    if mode not in MODES:
+        raise NMTError(f"unknown quantize={mode!r}: use {' or '.join(MODES)}")
+    if mode == "none":
+        return model
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        raise NMTError("quantize=int8 runs on the CPU only")
+    with warnings.catch_warnings():  # torch.ao warns that its eager-mode API will move; it is still the supported route
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*deprecat.*")
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.GRU, nn.GRUCell}, dtype=torch.qint8)
