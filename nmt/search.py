@@ -30,24 +30,33 @@ def _no_specials(logp: Tensor) -> Tensor:
 def greedy(model, src: Tensor, src_len: Tensor, max_len: Tensor) -> list[list[int]]:
     """Pick the most probable token at every step, for a whole batch at once.
 
+    A sentence leaves the batch when it ends (EOS or its cap), so the steps after that cost nothing for it.
+
     :param src: (B, S) ids. :param src_len: (B,) lengths. :param max_len: (B,) output caps.
     :return: B lists of output ids, without BOS and EOS.
     """
     state = model.encode(src, src_len)
     batch = src.shape[0]
+    caps = max_len.tolist()
+    out: list[list[int]] = [[] for _ in range(batch)]
+    alive = list(range(batch))  # sentences still decoded, in state row order
     prev = torch.full((batch,), BOS, dtype=torch.long, device=src.device)
-    done = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    steps: list[Tensor] = []
-    for t in range(int(max_len.max())):
+    for t in range(int(max(caps, default=0))):
         logp, state = model.step(prev, state)
         prev = _no_specials(logp).argmax(-1)
-        prev = prev.masked_fill(done, EOS)
-        steps.append(prev)
-        done |= (prev == EOS) | (t + 1 >= max_len)
-        if bool(done.all()):
+        keep = []
+        for row, (i, token) in enumerate(zip(alive, prev.tolist(), strict=True)):
+            if token != EOS:
+                out[i].append(token)
+                if t + 1 < caps[i]:
+                    keep.append(row)
+        if not keep:
             break
-    out = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(batch)]
-    return [row[: row.index(EOS)] if EOS in row else row for row in out]
+        if len(keep) < len(alive):
+            rows = torch.tensor(keep, device=src.device)
+            state, prev = model.reorder(state, rows), prev.index_select(0, rows)
+            alive = [alive[row] for row in keep]
+    return out
 
 
 @dataclass
@@ -72,44 +81,51 @@ def beam_search(model, src: Tensor, src_len: Tensor, max_len: Tensor, *, beam: i
 
     At each step the 2K best continuations of each sentence are taken from top-k over K*V; those ending in
     EOS among the first K are set aside as finished, and the K best others continue. A sentence is done when
-    it has K finished hypotheses or reaches its length cap; the loop ends when all are done.
+    it has K finished hypotheses or reaches its length cap; then it leaves the batch (its rows are dropped
+    from the state), and the loop ends when none is left.
 
     :param max_len: (B,) output caps. :param beam: K. :param alpha: length penalty exponent.
     :return: per sentence, the ``n_best`` hypotheses with the highest ``score``, best first.
     """
-    b, k = src.shape[0], beam
-    state = model.reorder(model.encode(src, src_len), torch.arange(b).repeat_interleave(k))
-    cum = torch.full((b, k), float("-inf"))
+    b, k, dev = src.shape[0], beam, src.device
+    state = model.reorder(model.encode(src, src_len), torch.arange(b, device=dev).repeat_interleave(k))
+    caps = max_len.tolist()
+    alive = list(range(b))  # sentences still searched, in state order (n = len(alive) of them)
+    cum = torch.full((b, k), float("-inf"), device=dev)  # (n, K) log-probabilities of the live beams
     cum[:, 0] = 0.0  # only beam 0 is alive at the start
-    tokens = torch.full((b * k, 0), BOS, dtype=torch.long)
-    prev = torch.full((b * k,), BOS, dtype=torch.long)
+    tokens = torch.full((b * k, 0), BOS, dtype=torch.long, device=dev)  # (n*K, t) their tokens
+    prev = torch.full((b * k,), BOS, dtype=torch.long, device=dev)
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     done = [False] * b
-    ending_at: dict[int, list[int]] = {}  # step -> sentences whose length cap ends there
-    for i, cap in enumerate(max_len.tolist()):
-        ending_at.setdefault(max(cap, 1) - 1, []).append(i)
-    for t in range(int(max_len.max())):
+    for t in range(int(max(caps, default=0))):
+        n = len(alive)
         logp, state = model.step(prev, state)
         vocab = logp.shape[-1]
-        cand = (cum.view(-1, 1) + _no_specials(logp)).view(b, k * vocab)
-        top, idx = cand.topk(min(2 * k, k * vocab), dim=-1)  # (B, 2K)
+        cand = (cum.view(-1, 1) + _no_specials(logp)).view(n, k * vocab)
+        top, idx = cand.topk(min(2 * k, k * vocab), dim=-1)  # (n, 2K)
         src_beam, tok = idx // vocab, idx % vocab
-        _collect_finished(finished, done, top, src_beam, tok, tokens, k, alpha)
+        _collect_finished(finished, done, alive, top, src_beam, tok, tokens, k, alpha)
         keep_score = top.masked_fill(tok == EOS, float("-inf"))
-        keep_score, order = keep_score.topk(k, dim=-1)  # (B, K) best non-EOS continuations
-        rows = (src_beam.gather(1, order) + torch.arange(b).unsqueeze(1) * k).view(-1)
-        prev = tok.gather(1, order).view(-1)
-        tokens = torch.cat([tokens.index_select(0, rows), prev.unsqueeze(1)], dim=1)
-        cum = keep_score.masked_fill(torch.tensor(done).unsqueeze(1), float("-inf"))
-        state = model.reorder(state, rows)
-        for i in ending_at.get(t, []):  # the length cap: alive beams end here without EOS
-            if not done[i]:
-                for j in range(k):
-                    if cum[i, j] > float("-inf"):
-                        finished[i].append(_hypothesis(tokens[i * k + j].tolist(), float(cum[i, j]), alpha))
+        cum, order = keep_score.topk(k, dim=-1)  # (n, K) best non-EOS continuations
+        rows = src_beam.gather(1, order) + torch.arange(n, device=dev).unsqueeze(1) * k  # (n, K)
+        prev = tok.gather(1, order)  # (n, K)
+        tokens = torch.cat([tokens.index_select(0, rows.view(-1)), prev.view(-1, 1)], dim=1)
+        for pos, i in enumerate(alive):  # the length cap: alive beams end here without EOS
+            if not done[i] and t + 1 >= max(caps[i], 1):
+                for j, score in enumerate(cum[pos].tolist()):
+                    if score > float("-inf"):
+                        finished[i].append(_hypothesis(tokens[pos * k + j].tolist(), score, alpha))
                 done[i] = True
-        if all(done):
+        keep = [pos for pos, i in enumerate(alive) if not done[i]]
+        if not keep:
             break
+        if len(keep) < n:  # drop the sentences that are done
+            sel = torch.tensor(keep, device=dev)
+            rows, prev, cum = rows.index_select(0, sel), prev.index_select(0, sel), cum.index_select(0, sel)
+            tokens = tokens.view(n, k, -1).index_select(0, sel).view(len(keep) * k, -1)
+            alive = [alive[pos] for pos in keep]
+        state = model.reorder(state, rows.view(-1))
+        prev = prev.view(-1)
     return [sorted(h, key=lambda x: -x.score)[:n_best] for h in finished]
 
 
@@ -118,12 +134,14 @@ def _hypothesis(tokens: list[int], logprob: float, alpha: float) -> Hypothesis:
     return Hypothesis(tokens, logprob, logprob / float(length_penalty(len(tokens) + 1, alpha)))
 
 
-def _collect_finished(finished, done, top, src_beam, tok, tokens, k, alpha) -> None:
-    """Set aside EOS continuations ranked among the first K of a sentence's 2K candidates."""
+def _collect_finished(finished, done, alive, top, src_beam, tok, tokens, k, alpha) -> None:
+    """Set aside EOS continuations ranked among the first K of a sentence's 2K candidates (row ``pos`` of the
+    live batch is sentence ``alive[pos]``)."""
     eos = (tok[:, :k] == EOS) & (top[:, :k] > float("-inf"))
-    for i, j in eos.nonzero().tolist():
+    for pos, j in eos.nonzero().tolist():
+        i = alive[pos]
         if done[i]:
             continue
-        finished[i].append(_hypothesis(tokens[i * k + int(src_beam[i, j])].tolist(), float(top[i, j]), alpha))
+        finished[i].append(_hypothesis(tokens[pos * k + int(src_beam[pos, j])].tolist(), float(top[pos, j]), alpha))
         if len(finished[i]) >= k:
             done[i] = True

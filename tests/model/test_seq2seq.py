@@ -11,7 +11,7 @@ from torch import Tensor
 from nmt.config import ModelConfig
 from nmt.data.batching import Batch, collate
 from nmt.data.tokenizer import BOS, EOS, PAD
-from nmt.model.seq2seq import Seq2Seq
+from nmt.model.seq2seq import EncoderDecoder, Seq2Seq
 from nmt.search import greedy, max_lengths
 
 # Tiny, mutually distinct dimensions: E (emb), H (hidden), M (maxout), V_S / V_T (vocabularies).
@@ -263,6 +263,8 @@ class ScriptedModel:
             script = self.scripts[i]
             logp[k, script[ti] if ti < len(script) else 4] = -0.1
         return logp, (t + 1, rows)
+
+    reorder = staticmethod(EncoderDecoder.reorder)  # the search drops finished rows
 
 
 def test_greedy_stops_at_eos_and_respects_max_len() -> None:
