@@ -14,7 +14,8 @@ MODES = ("none", "int8")
 
 
 def quantize(model: nn.Module, mode: str) -> nn.Module:
-    """``model`` itself for ``mode="none"``; an int8 copy of it for ``mode="int8"`` (CPU only)."""
+    """``model`` as it is for ``mode="none"``; for ``mode="int8"`` (CPU only) the same model with its linear and GRU
+    layers swapped for int8 ones, in place, so that the fp32 weights are not held twice."""
     if mode not in MODES:
         raise NMTError(f"unknown quantize={mode!r}: use {' or '.join(MODES)}")
     if mode == "none":
@@ -24,4 +25,5 @@ def quantize(model: nn.Module, mode: str) -> nn.Module:
     with warnings.catch_warnings():  # torch.ao warns that its eager-mode API will move; it is still the supported route
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*deprecat.*")
-        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.GRU, nn.GRUCell}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.GRU, nn.GRUCell}, dtype=torch.qint8,
+                                                      inplace=True)

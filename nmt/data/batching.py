@@ -10,12 +10,15 @@ import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import datasets
 import numpy as np
 import torch
 
 from nmt.data.tokenizer import BOS, EOS, PAD
+
+if TYPE_CHECKING:
+    import datasets
 
 
 @dataclass

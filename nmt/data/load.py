@@ -16,12 +16,13 @@ import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
-
-import datasets
+from typing import IO, TYPE_CHECKING
 
 from nmt.config import DataConfig
 from nmt.errors import NMTError
+
+if TYPE_CHECKING:  # imported where used: translating needs none of it (about 110 MB and 0.4 s)
+    import datasets
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,6 +107,8 @@ def _stamp(*paths: Path) -> str:
 
 def load_text_pair(folder: Path, stem: str, src_lang: str, tgt_lang: str) -> datasets.Dataset:
     """Load ``folder/{stem}.{src_lang}`` and ``.{tgt_lang}`` (plain or .gz) after validating them."""
+    import datasets
+
     if not folder.is_dir():
         raise NMTError(f"corpus folder not found: {folder}")
     src = find_text_file(folder, f"{stem}.{src_lang}")
@@ -145,6 +148,8 @@ def check_tsv(path: Path) -> None:
 
 def load_table(pattern: str, fmt: str, split: str, src_lang: str, tgt_lang: str) -> datasets.Dataset:
     """A TSV, JSONL or parquet file for one split."""
+    import datasets
+
     path = resolve_path(pattern.format(split=split))
     if not path.is_file():
         raise NMTError(f"missing corpus file: {path}")
@@ -170,6 +175,8 @@ def load_table(pattern: str, fmt: str, split: str, src_lang: str, tgt_lang: str)
 
 def load_hub(name: str, config: str | None, split: str, src_lang: str, tgt_lang: str) -> datasets.Dataset:
     """A split of a Hugging Face hub dataset; offline, a one-line error says how to use local files."""
+    import datasets
+
     try:
         ds = datasets.load_dataset(name, config, split=split)
     except Exception as err:

@@ -15,7 +15,6 @@ import datasets
 import pytest
 
 from nmt.config import DataConfig, SplitNames
-from nmt.data import load
 from nmt.data.load import load_split, load_text_pair
 from nmt.errors import NMTError
 
@@ -210,7 +209,7 @@ def test_hub_connection_error_gives_clear_message(monkeypatch: pytest.MonkeyPatc
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach the Hugging Face Hub")
 
-    monkeypatch.setattr(load.datasets, "load_dataset", offline)
+    monkeypatch.setattr(datasets, "load_dataset", offline)  # nmt.data.load imports it where it is used
     cfg = _cfg(format="hub", hub_name="someone/some-corpus", splits=SplitNames(dev="validation"))
     with pytest.raises(NMTError) as err:
         load_split(cfg, "dev")
