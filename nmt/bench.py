@@ -10,6 +10,7 @@ checkpoint on the test split, greedy and beam, in fp32 and with int8 dynamic qua
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import platform
 import resource
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 
 from nmt.config import BenchConfig, Config, DecodeConfig
+from nmt.data.batching import BatchIterator
 from nmt.data.load import load_split, resolve_path
 from nmt.data.tokenizer import PAD
 from nmt.errors import NMTError
@@ -116,6 +118,40 @@ def _train(bc: BenchConfig) -> dict:
     }
 
 
+def _dev_after_tokens(bc: BenchConfig) -> dict:
+    """Train a fresh model (the training settings above) until it has seen ``bc.dev_after_tokens`` target tokens,
+    then its teacher-forced cross-entropy on the dev split: per target piece (EOS included), as a perplexity, and
+    per reference word (whitespace words plus one EOS per sentence), which does not depend on the segmentation."""
+    from nmt.train import Run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tc = replace(bc.train, threads=bc.threads, keep_last=0)
+        run = Run(Config(data=bc.data, model=bc.model, train=tc, name="bench", run_dir=tmp))
+        run.model.train()
+        tokens, updates, epoch, start = 0, 0, 0, time.perf_counter()
+        while tokens < bc.dev_after_tokens:
+            for idx in run.batches.epoch(epoch):
+                batch = run.batches.make(idx).to(run.device)
+                run.update(batch)
+                tokens, updates = tokens + batch.n_tgt_tokens, updates + 1
+                if tokens >= bc.dev_after_tokens:
+                    break
+            epoch += 1
+        seconds = time.perf_counter() - start
+        model, corpus = run.model.eval(), run.corpus
+        dev = BatchIterator(corpus.dev_src, corpus.dev_tgt, bc.train.batch_tokens, shuffle=False, seed=0)
+        nats, pieces = 0.0, 0
+        with torch.no_grad():
+            for idx in dev.epoch(0):
+                batch = dev.make(idx).to(run.device)
+                nats += float(model.loss(batch))
+                pieces += batch.n_tgt_tokens
+        words = sum(len(ref.split()) + 1 for ref in corpus.dev_refs)
+    return {"train_tokens": tokens, "updates": updates, "train_seconds": seconds, "dev_nats": nats,
+            "dev_pieces": pieces, "dev_ppl": math.exp(nats / pieces), "dev_nats_per_word": nats / words,
+            "dev_words": words}
+
+
 def _decode(bc: BenchConfig, method: str, quantized: bool) -> dict:
     from nmt.translate import Translator, translate_ids
 
@@ -171,6 +207,11 @@ def table(res: dict) -> str:
                                     f"{n}^3 matmul ceiling"),
         ("training peak RSS", f"{t['peak_rss_mb']:,.0f} MiB"),
     ]
+    if "dev" in res:
+        d = res["dev"]
+        rows.append(("dev cross-entropy after training",
+                     f"{d['train_tokens']:,} target tokens ({d['updates']} updates): perplexity "
+                     f"{d['dev_ppl']:.1f} per piece, {d['dev_nats_per_word']:.3f} nats per word"))
     for name, d in res.get("decode", {}).items():
         rows.append((f"decode {name}", f"{d['sentences_s']:.1f} sent/s, {d['tokens_s']:,.0f} tok/s, "
                                        f"BLEU {d['bleu']:.2f}, peak RSS {d['peak_rss_mb']:,.0f} MiB"))
@@ -188,6 +229,10 @@ def bench(bc: BenchConfig) -> dict:
     res["ceiling"] = in_fresh_process("_ceiling", bc, threads=bc.threads)
     print(f"training: {bc.warmup} warm-up + {bc.measure} measured updates ...", flush=True)
     res["train"] = in_fresh_process("_train", bc, threads=bc.threads)
+    if bc.dev_after_tokens > 0:
+        print(f"training a fresh model on {bc.dev_after_tokens:,} target tokens for its dev cross-entropy ...",
+              flush=True)
+        res["dev"] = in_fresh_process("_dev_after_tokens", bc, threads=bc.threads)
     if bc.checkpoint:
         res["decode"] = {}
         for quantized in (False, True) if bc.quantized else (False,):

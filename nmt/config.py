@@ -218,4 +218,5 @@ class BenchConfig:
     checkpoint: str | None = None  # a trained run or checkpoint to time decoding with; null: skip decoding
     quantized: bool = True  # also decode with int8 dynamic quantization (checkpoint given)
     beam: int = 5  # beam size of the beam-search row
+    dev_after_tokens: int = 0  # also train a fresh model on this many target tokens and report its dev cross-entropy
     output: str = "runs/bench/bench.json"  # every figure, as JSON

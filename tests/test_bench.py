@@ -21,7 +21,7 @@ def test_bench_measures_training_decoding_and_the_ceiling(tmp_path: Path, corpus
                               "train.max_steps=10"), cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     out = nmt("bench", *TINY, f"data.path={corpus}", f"data.cache_dir={tmp_path / 'cache'}", "threads=1",
-              "ceiling_size=256", "warmup=1", "measure=3", f"checkpoint={tmp_path / 'run'}",
+              "ceiling_size=256", "warmup=1", "measure=3", f"checkpoint={tmp_path / 'run'}", "dev_after_tokens=20000",
               f"output={tmp_path / 'bench.json'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     res = json.loads((tmp_path / "bench.json").read_text())
@@ -32,6 +32,9 @@ def test_bench_measures_training_decoding_and_the_ceiling(tmp_path: Path, corpus
     assert set(res["decode"]) == {"greedy fp32", "beam 5 fp32", "greedy int8", "beam 5 int8"}
     for row in res["decode"].values():
         assert row["sentences_s"] > 0 and 0 <= row["bleu"] <= 100
+    dev = res["dev"]
+    assert dev["train_tokens"] >= 20000 and dev["updates"] > 0 and dev["dev_pieces"] > 0
+    assert dev["dev_ppl"] < 40  # a uniform guess over the 40 pieces would be 40: something was learned
     assert "| training target tok/s" in out.stdout and "useful training GFLOP/s" in out.stdout
 
 
