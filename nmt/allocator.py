@@ -3,9 +3,9 @@
 glibc serves allocations above its mmap threshold (at most 32 MiB by default) with fresh ``mmap`` pages and unmaps
 them on ``free``. A training update allocates and frees the same large tensors every time (the 8,000-way logits of
 about 2,000 positions are 65 MB, and their gradient as many), so each update pays page faults and zero-filling for
-them again. On the 2-core benchmark machine a profile put 20% of an update's time in that (``fill_``, ``copy_`` and
-``log_softmax`` on fresh pages). Raising the threshold and switching trimming off lets the heap reuse the pages:
-peak memory is the same, but it stays reserved until the process ends.
+them again (in ``fill_``, ``copy_`` and ``log_softmax``, which touch the fresh pages first). Raising the threshold and
+switching trimming off lets the heap reuse the pages: on the 2-core benchmark machine training got 4.5% faster
+(docs/benchmarks.md). Peak memory is the same, but it stays reserved until the process ends.
 """
 
 from __future__ import annotations
