@@ -19,11 +19,11 @@ def max_lengths(src_len: Tensor, ratio: float, extra: int = 10) -> Tensor:
     return (src_len.float() * ratio).long() + extra
 
 
-def _no_specials(logp: Tensor) -> Tensor:
-    """Forbid PAD and BOS as outputs: (N, V) -> (N, V)."""
-    logp[:, PAD] = float("-inf")
-    logp[:, BOS] = float("-inf")
-    return logp
+def _no_specials(scores: Tensor) -> Tensor:
+    """Forbid PAD and BOS as outputs: (N, V) log-probabilities or logits -> the same, in place."""
+    scores[:, PAD] = float("-inf")
+    scores[:, BOS] = float("-inf")
+    return scores
 
 
 @torch.no_grad()
@@ -41,9 +41,10 @@ def greedy(model, src: Tensor, src_len: Tensor, max_len: Tensor) -> list[list[in
     out: list[list[int]] = [[] for _ in range(batch)]
     alive = list(range(batch))  # sentences still decoded, in state row order
     prev = torch.full((batch,), BOS, dtype=torch.long, device=src.device)
+    step = getattr(model, "step_logits", model.step)  # the argmax needs no softmax
     for t in range(int(max(caps, default=0))):
-        logp, state = model.step(prev, state)
-        prev = _no_specials(logp).argmax(-1)
+        scores, state = step(prev, state)
+        prev = _no_specials(scores).argmax(-1)
         keep = []
         for row, (i, token) in enumerate(zip(alive, prev.tolist(), strict=True)):
             if token != EOS:

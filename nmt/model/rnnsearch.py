@@ -140,7 +140,7 @@ class RNNSearch(EncoderDecoder):
         annotations, mask, s0 = self._encode(src, src_len)
         return s0, annotations, self.decoder.attention.project_keys(annotations), mask
 
-    def step(self, prev: Tensor, state: State) -> tuple[Tensor, State]:
-        """Log-probabilities (B, V) of the next token after ``prev`` (B,), and the new state."""
+    def step_logits(self, prev: Tensor, state: State) -> tuple[Tensor, State]:
+        """Unnormalised scores (B, V) of the next token after ``prev`` (B,), and the new state."""
         logits, state, _ = self.decoder.step(prev, state)
-        return logits.log_softmax(-1), state
+        return logits, state

@@ -70,6 +70,15 @@ class EncoderDecoder(nn.Module):
         tok = logp.gather(-1, batch.tgt_out.unsqueeze(-1)).squeeze(-1)
         return (tok * (batch.tgt_out != PAD)).sum(-1)
 
+    def step_logits(self, prev: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Unnormalised scores (B, V) of the next token after ``prev`` (B,), and the new state."""
+        raise NotImplementedError
+
+    def step(self, prev: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Log-probabilities (B, V) of the next token after ``prev`` (B,), and the new state."""
+        logits, state = self.step_logits(prev, state)
+        return logits.log_softmax(-1), state
+
     @staticmethod
     def reorder(state: tuple[Tensor, ...], index: Tensor) -> tuple[Tensor, ...]:
         """Select (and repeat) batch rows of a state, e.g. for beam search: ``index`` (B',)."""
@@ -99,11 +108,11 @@ class Seq2Seq(EncoderDecoder):
         _, c = self.encoder(src, src_len)
         return self.decoder.init_state(c), c
 
-    def step(self, prev: Tensor, state: State) -> tuple[Tensor, State]:
-        """Log-probabilities (B, V) of the next token after ``prev`` (B,), and the new state."""
+    def step_logits(self, prev: Tensor, state: State) -> tuple[Tensor, State]:
+        """Unnormalised scores (B, V) of the next token after ``prev`` (B,), and the new state."""
         h, c = state
         logits, h = self.decoder.step(prev, h, c)
-        return logits.log_softmax(-1), (h, c)
+        return logits, (h, c)
 
 
 def n_params(model: nn.Module) -> int:
