@@ -9,6 +9,7 @@ checkpoint on the test split, greedy and beam, in fp32 and with int8 dynamic qua
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import multiprocessing as mp
@@ -17,13 +18,13 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 from nmt.config import BenchConfig, Config, DecodeConfig
-from nmt.data.batching import BatchIterator
 from nmt.data.load import load_split, resolve_path
 from nmt.data.tokenizer import PAD
 from nmt.errors import NMTError
@@ -72,38 +73,44 @@ def _ceiling(bc: BenchConfig) -> dict:
     return {name: round(matmul_gflops(*s), 1) for name, s in shapes.items()}
 
 
-def _train(bc: BenchConfig) -> dict:
+def _fresh_run(bc: BenchConfig, run_dir: str):
+    """A new training run with the bench's data, model and training settings, in ``run_dir``."""
     from nmt.train import Run
 
+    tc = replace(bc.train, threads=bc.threads, keep_last=0)
+    run = Run(Config(data=bc.data, model=bc.model, train=tc, name="bench", run_dir=run_dir))
+    run.model.train()
+    return run
+
+
+def _batch_indices(run) -> Iterator[list[int]]:
+    """The run's batches (as index lists), epoch after epoch, without end."""
+    for epoch in itertools.count():
+        yield from run.batches.epoch(epoch)
+
+
+def _train(bc: BenchConfig) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        tc = replace(bc.train, threads=bc.threads, keep_last=0)
-        run = Run(Config(data=bc.data, model=bc.model, train=tc, name="bench", run_dir=tmp))
-        run.model.train()
+        run = _fresh_run(bc, tmp)
         stats = {"updates": 0, "seconds": 0.0, "tgt_tokens": 0, "src_tokens": 0, "sentences": 0,
                  "src_positions": 0, "tgt_positions": 0, "flops": 0}
-        epoch, done = 0, 0
-        while done < bc.warmup + bc.measure:
-            for idx in run.batches.epoch(epoch):
-                if done == bc.warmup + bc.measure:
-                    break
-                start = time.perf_counter()
-                batch = run.batches.make(idx).to(run.device)
-                run.update(batch)
-                elapsed = time.perf_counter() - start
-                done += 1
-                if done <= bc.warmup:
-                    continue
-                src_lens = batch.src_len.tolist()
-                tgt_lens = (batch.tgt_out != PAD).sum(1).tolist()
-                stats["updates"] += 1
-                stats["seconds"] += elapsed
-                stats["tgt_tokens"] += sum(tgt_lens)
-                stats["src_tokens"] += sum(src_lens)
-                stats["sentences"] += len(src_lens)
-                stats["src_positions"] += batch.src.numel()
-                stats["tgt_positions"] += batch.tgt_out.numel()
-                stats["flops"] += training_flops(bc.model, run.model.tgt_vocab, src_lens, tgt_lens)
-            epoch += 1
+        for done, idx in enumerate(itertools.islice(_batch_indices(run), bc.warmup + bc.measure), start=1):
+            start = time.perf_counter()
+            batch = run.batches.make(idx).to(run.device)  # building the batch is part of a measured update
+            run.update(batch)
+            elapsed = time.perf_counter() - start
+            if done <= bc.warmup:
+                continue
+            src_lens = batch.src_len.tolist()
+            tgt_lens = (batch.tgt_out != PAD).sum(1).tolist()
+            stats["updates"] += 1
+            stats["seconds"] += elapsed
+            stats["tgt_tokens"] += sum(tgt_lens)
+            stats["src_tokens"] += sum(src_lens)
+            stats["sentences"] += len(src_lens)
+            stats["src_positions"] += batch.src.numel()
+            stats["tgt_positions"] += batch.tgt_out.numel()
+            stats["flops"] += training_flops(bc.model, run.model.tgt_vocab, src_lens, tgt_lens)
     s = stats
     return {
         "tgt_tok_s": s["tgt_tokens"] / s["seconds"],
@@ -122,31 +129,22 @@ def _dev_after_tokens(bc: BenchConfig) -> dict:
     """Train a fresh model (the training settings above) until it has seen ``bc.dev_after_tokens`` target tokens,
     then its teacher-forced cross-entropy on the dev split: per target piece (EOS included), as a perplexity, and
     per reference word (whitespace words plus one EOS per sentence), which does not depend on the segmentation."""
-    from nmt.train import Run
+    from nmt.train import dev_cross_entropy
 
     with tempfile.TemporaryDirectory() as tmp:
-        tc = replace(bc.train, threads=bc.threads, keep_last=0)
-        run = Run(Config(data=bc.data, model=bc.model, train=tc, name="bench", run_dir=tmp))
-        run.model.train()
-        tokens, updates, epoch, start = 0, 0, 0, time.perf_counter()
-        while tokens < bc.dev_after_tokens:
-            for idx in run.batches.epoch(epoch):
-                batch = run.batches.make(idx).to(run.device)
-                run.update(batch)
-                tokens, updates = tokens + batch.n_tgt_tokens, updates + 1
-                if tokens >= bc.dev_after_tokens:
-                    break
-            epoch += 1
+        run = _fresh_run(bc, tmp)
+        tokens, updates, start = 0, 0, time.perf_counter()
+        for idx in _batch_indices(run):
+            batch = run.batches.make(idx).to(run.device)
+            run.update(batch)
+            tokens, updates = tokens + batch.n_tgt_tokens, updates + 1
+            if tokens >= bc.dev_after_tokens:
+                break
         seconds = time.perf_counter() - start
-        model, corpus = run.model.eval(), run.corpus
-        dev = BatchIterator(corpus.dev_src, corpus.dev_tgt, bc.train.batch_tokens, shuffle=False, seed=0)
-        nats, pieces = 0.0, 0
-        with torch.no_grad():
-            for idx in dev.epoch(0):
-                batch = dev.make(idx).to(run.device)
-                nats += float(model.loss(batch))
-                pieces += batch.n_tgt_tokens
-        words = sum(len(ref.split()) + 1 for ref in corpus.dev_refs)
+        nats, pieces = dev_cross_entropy(run.model.eval(), run.corpus, bc.train.batch_tokens)
+        words = sum(len(ref.split()) + 1 for ref in run.corpus.dev_refs)
+    if not pieces:
+        raise NMTError("dev_after_tokens: the dev split has no target tokens")
     return {"train_tokens": tokens, "updates": updates, "train_seconds": seconds, "dev_nats": nats,
             "dev_pieces": pieces, "dev_ppl": math.exp(nats / pieces), "dev_nats_per_word": nats / words,
             "dev_words": words}

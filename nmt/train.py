@@ -72,16 +72,23 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 
 @torch.no_grad()
-def validate(model: EncoderDecoder, corpus: Corpus, cfg: TrainConfig) -> dict[str, float]:
-    """Dev loss and perplexity (teacher forcing) and BLEU of greedy translations (sacrebleu, detokenized)."""
-    model.eval()
+def dev_cross_entropy(model: EncoderDecoder, corpus: Corpus, batch_tokens: int) -> tuple[float, int]:
+    """Teacher-forced loss summed over the dev split (nats) and the number of target tokens it covers."""
     device = next(model.parameters()).device
-    dev = BatchIterator(corpus.dev_src, corpus.dev_tgt, cfg.batch_tokens, shuffle=False, seed=0)
+    dev = BatchIterator(corpus.dev_src, corpus.dev_tgt, batch_tokens, shuffle=False, seed=0)
     total, tokens = 0.0, 0
     for idx in dev.epoch(0):
         b = dev.make(idx).to(device)
         total += float(model.loss(b))
         tokens += b.n_tgt_tokens
+    return total, tokens
+
+
+@torch.no_grad()
+def validate(model: EncoderDecoder, corpus: Corpus, cfg: TrainConfig) -> dict[str, float]:
+    """Dev loss and perplexity (teacher forcing) and BLEU of greedy translations (sacrebleu, detokenized)."""
+    model.eval()
+    total, tokens = dev_cross_entropy(model, corpus, cfg.batch_tokens)
     n = cfg.eval_max_sentences or len(corpus.dev_src)
     greedy_cfg = DecodeConfig(method="greedy", max_len_ratio=cfg.eval_max_len_ratio, batch_tokens=cfg.batch_tokens)
     texts = corpus.tokenizer.decode_tgt(translate_ids(model, corpus.dev_src[:n], greedy_cfg))
