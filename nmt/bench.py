@@ -2,7 +2,7 @@
 
 Each measurement runs in a fresh process (so its peak resident memory is its own) with ``threads`` torch
 threads: the fp32 matmul ceiling at large sizes and at the model's own shapes, training throughput over a
-window after warm-up (through the same ``Run.update`` that ``nmt train`` uses), useful FLOP/s (counted from
+window after warm-up (through the same ``nmt.train.update`` that ``nmt train`` uses), useful FLOP/s (counted from
 shapes on real tokens, nmt.model.flops) as a share of the ceiling, and decoding speed and BLEU of a trained
 checkpoint on the test split, greedy and beam, in fp32 and with int8 dynamic quantization.
 """
@@ -75,10 +75,10 @@ def _ceiling(bc: BenchConfig) -> dict:
 
 def _fresh_run(bc: BenchConfig, run_dir: str):
     """A new training run with the bench's data, model and training settings, in ``run_dir``."""
-    from nmt.train import Run
+    from nmt.run import setup
 
     tc = replace(bc.train, threads=bc.threads, keep_last=0)
-    run = Run(Config(data=bc.data, model=bc.model, train=tc, name="bench", run_dir=run_dir))
+    run = setup(Config(data=bc.data, model=bc.model, train=tc, name="bench", run_dir=run_dir))
     run.model.train()
     return run
 
@@ -90,6 +90,8 @@ def _batch_indices(run) -> Iterator[list[int]]:
 
 
 def _train(bc: BenchConfig) -> dict:
+    from nmt.train import update
+
     with tempfile.TemporaryDirectory() as tmp:
         run = _fresh_run(bc, tmp)
         stats = {"updates": 0, "seconds": 0.0, "tgt_tokens": 0, "src_tokens": 0, "sentences": 0,
@@ -97,7 +99,7 @@ def _train(bc: BenchConfig) -> dict:
         for done, idx in enumerate(itertools.islice(_batch_indices(run), bc.warmup + bc.measure), start=1):
             start = time.perf_counter()
             batch = run.batches.make(idx).to(run.device)  # building the batch is part of a measured update
-            run.update(batch)
+            update(run, batch)
             elapsed = time.perf_counter() - start
             if done <= bc.warmup:
                 continue
@@ -129,14 +131,15 @@ def _dev_after_tokens(bc: BenchConfig) -> dict:
     """Train a fresh model (the training settings above) until it has seen ``bc.dev_after_tokens`` target tokens,
     then its teacher-forced cross-entropy on the dev split: per target piece (EOS included), as a perplexity, and
     per reference word (whitespace words plus one EOS per sentence), which does not depend on the segmentation."""
-    from nmt.train import dev_cross_entropy
+    from nmt.train import update
+    from nmt.validate import dev_cross_entropy
 
     with tempfile.TemporaryDirectory() as tmp:
         run = _fresh_run(bc, tmp)
         tokens, updates, start = 0, 0, time.perf_counter()
         for idx in _batch_indices(run):
             batch = run.batches.make(idx).to(run.device)
-            run.update(batch)
+            update(run, batch)
             tokens, updates = tokens + batch.n_tgt_tokens, updates + 1
             if tokens >= bc.dev_after_tokens:
                 break
@@ -151,7 +154,8 @@ def _dev_after_tokens(bc: BenchConfig) -> dict:
 
 
 def _decode(bc: BenchConfig, method: str, quantized: bool) -> dict:
-    from nmt.translate import Translator, translate_ids
+    from nmt.search import decode_best
+    from nmt.translate import Translator
 
     translator = Translator.load(str(resolve_path(bc.checkpoint)), "int8" if quantized else "none")
     test = load_split(bc.data, "test")
@@ -159,7 +163,7 @@ def _decode(bc: BenchConfig, method: str, quantized: bool) -> dict:
     ids = translator.encode(src, 250)
     dc = DecodeConfig(method=method, beam=bc.beam)
     start = time.perf_counter()
-    hyps = translate_ids(translator.model, ids, dc)
+    hyps = decode_best(translator.model, ids, dc)
     seconds = time.perf_counter() - start
     texts = translator.tokenizer.decode_tgt(hyps)
     return {"sentences_s": len(src) / seconds, "tokens_s": sum(len(h) + 1 for h in hyps) / seconds,

@@ -2,22 +2,34 @@
 
 A checkpoint is a dict of plain values and tensors (``torch.load(weights_only=True)`` reads it):
 ``format``, ``model`` (state dict), ``model_info`` (config and vocabulary sizes), ``config`` (the resolved
-run config), ``tokenizer`` (serialized sentencepiece models), and for ``last.pt`` the training state
-(``train_state``, ``optimizer``, ``rng``).
+run config), ``tokenizer`` (serialized sentencepiece models), ``step``, and for ``last.pt`` the training state
+(``train_state``, ``optimizer``, ``rng``). :func:`weights_payload` and :func:`training_payload` build them.
+
+Format 2 named the model's modules by what they are (``decoder.bridge``, ``decoder.readout.from_state``, ...);
+:func:`load` renames the weights of a format-1 checkpoint, so older runs keep loading and resuming.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from nmt.config import Config, DataConfig, ModelConfig, to_plain
+from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NMTError
 
-FORMAT = "nmt-checkpoint-1"
+FORMAT = "nmt-checkpoint-2"
+# format 1 -> 2: the old module names (prefixes of state-dict keys) and the new ones
+RENAMED_IN_2 = {"encoder.summary.": "encoder.to_summary.", "decoder.init.": "decoder.bridge.",
+                "decoder.o_h.": "decoder.readout.from_state.", "decoder.o_s.": "decoder.readout.from_state.",
+                "decoder.o_y.": "decoder.readout.from_prev_word.", "decoder.o_c.": "decoder.readout.from_context."}
 
 
 def save(obj: dict[str, Any], path: Path) -> None:
@@ -57,9 +69,71 @@ def load(path: str | Path) -> dict[str, Any]:
     except Exception as err:  # damaged bytes surface as many types (IndexError, KeyError, zlib.error, ...)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise NMTError(f"corrupt or unsafe checkpoint {path}: {first}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+    return _upgrade(ckpt, path)
+
+
+def _upgrade(ckpt: Any, path: Path) -> dict[str, Any]:
+    """A loaded checkpoint in the current format: format 1 gets its renamed weights; others are refused."""
+    fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
+    if fmt == "nmt-checkpoint-1" and isinstance(ckpt.get("model"), dict):
+        ckpt["model"] = {renamed_key(k): v for k, v in ckpt["model"].items()}
+        ckpt["format"] = FORMAT
+    elif isinstance(fmt, str) and fmt.startswith("nmt-checkpoint-") and fmt != FORMAT:
+        raise NMTError(f"{path} is an nmt checkpoint of format {fmt!r}, which this version ({FORMAT}) cannot read: "
+                       "use the nmt version that wrote it")
+    elif fmt != FORMAT:
         raise NMTError(f"{path} is not an nmt checkpoint (format {FORMAT})")
     return ckpt
+
+
+def renamed_key(key: str) -> str:
+    """A format-1 state-dict key under its format-2 name."""
+    for old, new in RENAMED_IN_2.items():
+        if key.startswith(old):
+            return new + key[len(old) :]
+    return key
+
+
+def weights_payload(model: nn.Module, cfg: Config, tokenizer: Tokenizer, step: int) -> dict[str, Any]:
+    """What ``best.pt`` and ``step-<N>.pt`` hold: weights, the model's and run's settings, the tokenizer."""
+    return {"model": model.state_dict(), "model_info": model.describe(), "config": to_plain(cfg),
+            "tokenizer": {"src": tokenizer.src_model, "tgt": tokenizer.tgt_model}, "step": step}
+
+
+def training_payload(model: nn.Module, cfg: Config, tokenizer: Tokenizer, state: Any, opt: torch.optim.Optimizer,
+                     device: torch.device) -> dict[str, Any]:
+    """What ``last.pt`` holds: :func:`weights_payload` plus the training state (a dataclass), the optimizer and the
+    random generators, so that a resumed run continues exactly."""
+    rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return {**weights_payload(model, cfg, tokenizer, state.step), "train_state": asdict(state),
+            "optimizer": opt.state_dict(), "rng": rng}
+
+
+def restore_rng(ckpt: dict[str, Any], device: torch.device) -> None:
+    """Put the random generators back where :func:`training_payload` found them."""
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    random.setstate(ckpt["rng"]["python"])
+    if "cuda" in ckpt["rng"] and device.type == "cuda":
+        torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+
+
+def check_compatible(ckpt: dict[str, Any], model_cfg: ModelConfig, data_cfg: DataConfig | None = None) -> None:
+    """Refuse to continue a checkpoint whose model settings (all but ``ModelConfig.RESUMABLE``) or vocabulary
+    settings (``DataConfig.VOCABULARY_KEYS``) differ from the requested ones. Keys missing from an older
+    checkpoint had their default value."""
+    saved = {**to_plain(ModelConfig()), **ckpt["model_info"]["config"]}
+    wanted = to_plain(model_cfg)
+    diffs = [f"{k}: checkpoint {saved[k]!r} vs requested {wanted[k]!r}" for k in wanted
+             if k not in ModelConfig.RESUMABLE and saved[k] != wanted[k]]
+    saved_data = ckpt.get("config", {}).get("data")
+    if data_cfg is not None and saved_data:  # the checkpoint's sentencepiece models were made with these
+        wanted_data = to_plain(data_cfg)
+        diffs += [f"data.{k}: checkpoint {saved_data[k]!r} vs requested {wanted_data[k]!r}"
+                  for k in DataConfig.VOCABULARY_KEYS if k in saved_data and saved_data[k] != wanted_data[k]]
+    if diffs:
+        raise NMTError("checkpoint does not match the requested run (" + "; ".join(diffs) + ")")
 
 
 def step_checkpoints(run_dir: Path) -> list[Path]:

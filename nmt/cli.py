@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra import compose, initialize_config_dir
@@ -48,15 +49,58 @@ Run `nmt COMMAND --help` for the options of a command.
 """
 
 
-# command -> (schema of its composed config, "module:function" run with the typed config)
-COMMANDS: dict[str, tuple[type, str]] = {
-    "train": (Config, "nmt.train:train"),
-    "translate": (TranslateConfig, "nmt.translate_cli:run_translate"),
-    "evaluate": (EvaluateConfig, "nmt.evaluate:evaluate"),
-    "score": (ScoreConfig, "nmt.score:run_score"),
-    "average": (AverageConfig, "nmt.average:run_average"),
-    "plot": (PlotConfig, "nmt.plot.run:run_plot"),
-    "bench": (BenchConfig, "nmt.bench:bench"),
+def run_train(cfg: Config) -> None:
+    from nmt.train import train
+
+    train(cfg)
+
+
+def run_translate(cfg: TranslateConfig) -> None:
+    from nmt.translate_cli import run_translate
+
+    run_translate(cfg)
+
+
+def run_evaluate(cfg: EvaluateConfig) -> None:
+    from nmt.evaluate import evaluate
+
+    evaluate(cfg)
+
+
+def run_score(cfg: ScoreConfig) -> None:
+    from nmt.score import run_score
+
+    run_score(cfg)
+
+
+def run_average(cfg: AverageConfig) -> None:
+    from nmt.average import run_average
+
+    run_average(cfg)
+
+
+def run_plot(cfg: PlotConfig) -> None:
+    from nmt.plot.run import run_plot
+
+    run_plot(cfg)
+
+
+def run_bench(cfg: BenchConfig) -> None:
+    from nmt.bench import bench
+
+    bench(cfg)
+
+
+# command -> (schema of its composed config, the verb run with the typed config; imported when called, so that
+# `nmt translate` does not load the training stack)
+COMMANDS: dict[str, tuple[type, Callable[[Any], None]]] = {
+    "train": (Config, run_train),
+    "translate": (TranslateConfig, run_translate),
+    "evaluate": (EvaluateConfig, run_evaluate),
+    "score": (ScoreConfig, run_score),
+    "average": (AverageConfig, run_average),
+    "plot": (PlotConfig, run_plot),
+    "bench": (BenchConfig, run_bench),
 }
 
 
@@ -76,12 +120,11 @@ def to_config(cfg: DictConfig, schema: type = Config):
 def make_task(command: str):
     """The Hydra task of ``command``: build its typed config and run it, turning input errors into one line on
     stderr and exit status 2 (Hydra would print a traceback)."""
-    schema, target = COMMANDS[command]
-    module, function = target.split(":")
+    schema, verb = COMMANDS[command]
 
     def task(cfg: DictConfig) -> None:
         try:
-            getattr(importlib.import_module(module), function)(to_config(cfg, schema))
+            verb(to_config(cfg, schema))
         except MissingMandatoryValue as err:
             print(f"nmt {command}: error: missing value for {err.full_key}: give it on the command line "
                   f"({err.full_key}=...)", file=sys.stderr)

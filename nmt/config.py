@@ -7,9 +7,55 @@ build them directly. Each default lives here; the YAML files repeat them only to
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
+
+from nmt.choices import (
+    Arch,
+    Cell,
+    Choice,
+    DataFormat,
+    DecodeMethod,
+    Device,
+    DistBackend,
+    Init,
+    Metric,
+    Optimizer,
+    PlotKind,
+    Precision,
+    Quantize,
+    Schedule,
+    Split,
+    SpmModelType,
+)
+from nmt.errors import ConfigValueError
+
+
+class Checked:
+    """Turns the string values of a config's :class:`Choice` fields into members when a dataclass is built in
+    code (Hydra's composition has checked them already): an unknown value is one line naming the allowed ones."""
+
+    section: ClassVar[str] = ""  # the config path of this dataclass, for error messages
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):  # type: ignore[arg-type]
+            kind, value = hints[f.name], getattr(self, f.name)
+            name = f"{self.section}.{f.name}" if self.section else f.name
+            if isinstance(kind, type) and issubclass(kind, Choice) and not isinstance(value, kind):
+                setattr(self, f.name, kind.parse(value, name))
+            elif typing.get_origin(kind) is list and issubclass(typing.get_args(kind)[0], Choice):
+                setattr(self, f.name, [typing.get_args(kind)[0].parse(v, name) for v in value])
+
+
+def to_plain(cfg: Any) -> dict:
+    """A config dataclass as plain JSON values (choices as strings, tuples as lists), e.g. for checkpoints,
+    which ``torch.load(weights_only=True)`` must read without unpickling classes."""
+    return json.loads(json.dumps(asdict(cfg)))
 
 
 @dataclass
@@ -22,11 +68,13 @@ class SplitNames:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Checked):
     """Where the parallel text comes from and how it becomes subword ids."""
 
+    section: ClassVar[str] = "data"
+
     name: str = "bible-es-en"
-    format: str = "text"  # text | tsv | jsonl | parquet | hub
+    format: DataFormat = DataFormat.text  # text | tsv | jsonl | parquet | hub
     path: str | None = MISSING  # folder (text) or file pattern with {split} (tsv/jsonl/parquet)
     hub_name: str | None = None  # Hugging Face dataset id, for format=hub
     hub_config: str | None = None  # its configuration name (e.g. "fr-en" for wmt14)
@@ -37,11 +85,15 @@ class DataConfig:
     local_splits: SplitNames = field(default_factory=SplitNames)  # split file stems under local_dir
     max_len: int = 100  # drop training pairs longer than this many pieces on either side
     vocab_size: int = 8000  # sentencepiece pieces (per language if joint_vocab is false)
-    spm_model_type: str = "bpe"  # bpe | unigram
+    spm_model_type: SpmModelType = SpmModelType.bpe  # bpe | unigram
     joint_vocab: bool = True  # one sentencepiece model for both languages
     character_coverage: float = 1.0
     spm_input_sentence_size: int = 2_000_000  # sentences sampled to train sentencepiece
     cache_dir: str = "~/.cache/nmt"  # sentencepiece models, keyed by their inputs
+
+    # the settings the sentencepiece models of a checkpoint were made with: a resumed run must keep them
+    VOCABULARY_KEYS: ClassVar[tuple[str, ...]] = ("src_lang", "tgt_lang", "vocab_size", "spm_model_type",
+                                                  "joint_vocab")
 
     @classmethod
     def from_dict(cls, d: dict) -> DataConfig:
@@ -50,42 +102,54 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Checked):
     """The RNN Encoder-Decoder of Cho et al. (2014), section 2.2 and appendix A, or RNNsearch
     (Bahdanau et al. 2015), which adds a bidirectional encoder and attention."""
 
+    section: ClassVar[str] = "model"
+
     name: str = "small"
-    arch: str = "cho2014"  # cho2014 (the summary vector c) | rnnsearch (bidirectional encoder + attention)
+    arch: Arch = Arch.cho2014  # cho2014 (the summary vector c) | rnnsearch (bidirectional encoder + attention)
     emb_dim: int = 256  # word embedding rank (paper: 100)
     hidden_dim: int = 512  # GRU units in encoder and decoder (paper: 1000)
     maxout_dim: int = 256  # maxout units after pooling (paper: 500)
     maxout_pool: int = 2  # pieces pooled by each maxout unit
     attention_dim: int = 512  # alignment units of the additive attention (arch=rnnsearch; paper: 1000)
     dropout: float = 0.3  # on embeddings and the readout
-    cell: str = "fused"  # fused (torch.nn.GRU) | equations (nmt.model.gru, the gate equations)
+    cell: Cell = Cell.fused  # fused (torch.nn.GRU) | equations (nmt.model.gru, the gate equations)
     reset_after: bool = True  # reset gate after the recurrent matmul (cuDNN form); false: Cho 2014 form
     reverse_source: bool = True  # read the source right to left (Sutskever et al. 2014); Cho 2014 did not;
     # arch=rnnsearch reads it both ways and ignores this
-    init: str = "cho2014"  # cho2014 (orthogonal recurrent, N(0, init_std) elsewhere) | torch
+    init: Init = Init.cho2014  # cho2014 (orthogonal recurrent, N(0, init_std) elsewhere) | torch
     init_std: float = 0.01
+
+    # what a resumed run may change: the other settings fix the weights' shapes or what they compute
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"name", "dropout", "cell", "init", "init_std"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.cell == Cell.fused and not self.reset_after:
+            raise ConfigValueError("model.reset_after=false (Cho 2014 form) needs model.cell=equations")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Checked):
     """Optimisation, validation and checkpointing."""
+
+    section: ClassVar[str] = "train"
 
     seed: int = 1234
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
-    device: str = "auto"  # auto (a GPU when visible, else CPU) | cpu | cuda; under torchrun: cuda:LOCAL_RANK
-    precision: str = "fp32"  # fp32 | bf16 (autocast on CUDA; the loss and optimizer stay in fp32)
-    dist_backend: str = "auto"  # torchrun runs: auto (nccl on GPUs, gloo on CPUs) | nccl | gloo
-    optimizer: str = "adam"  # adam | adadelta
+    device: Device = Device.auto  # auto (a GPU when visible, else CPU) | cpu | cuda; under torchrun: cuda:LOCAL_RANK
+    precision: Precision = Precision.fp32  # fp32 | bf16 (autocast on CUDA; the loss and optimizer stay in fp32)
+    dist_backend: DistBackend = DistBackend.auto  # torchrun runs: auto (nccl on GPUs, gloo on CPUs) | nccl | gloo
+    optimizer: Optimizer = Optimizer.adam  # adam | adadelta
     lr: float = 1e-3
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adadelta_rho: float = 0.95
     adadelta_eps: float = 1e-6
     weight_decay: float = 0.0
-    schedule: str = "plateau"  # constant | inverse_sqrt | plateau
+    schedule: Schedule = Schedule.plateau  # constant | inverse_sqrt | plateau
     warmup_steps: int = 0
     plateau_factor: float = 0.5  # lr multiplier when the dev metric stops improving (schedule=plateau)
     plateau_patience: int = 2  # validations without improvement before the lr drops
@@ -100,7 +164,7 @@ class TrainConfig:
     eval_every: int = 500  # validate every this many updates (and at the end of training)
     eval_max_sentences: int = 0  # validate BLEU on the first N dev sentences; 0: all
     eval_max_len_ratio: float = 2.0  # greedy output length cap: ratio * source length + 10
-    early_stop_metric: str = "bleu"  # bleu | loss
+    early_stop_metric: Metric = Metric.bleu  # bleu | loss
     patience: int = 8  # validations without improvement before stopping; 0 disables early stopping
     log_every: int = 50  # progress-bar refresh and metrics-file line every this many updates
     max_bad_updates: int = 10  # stop after this many updates in a row skipped for a NaN/inf loss or gradient; 0: never
@@ -121,10 +185,12 @@ class Config:
 
 
 @dataclass
-class DecodeConfig:
+class DecodeConfig(Checked):
     """How translations are searched for."""
 
-    method: str = "greedy"  # greedy | beam
+    section: ClassVar[str] = "decode"
+
+    method: DecodeMethod = DecodeMethod.greedy  # greedy | beam
     beam: int = 5  # beam size K (method=beam)
     alpha: float = 1.0  # length penalty exponent: score / ((5 + length) / 6) ** alpha (method=beam)
     max_len_ratio: float = 2.0  # output cap: ratio * source pieces + max_len_extra
@@ -132,9 +198,16 @@ class DecodeConfig:
     batch_tokens: int = 4096  # source pieces per decoding batch (times the beam size for beam search)
     n_best: int = 1  # nmt translate: > 1 writes Moses n-best lines "id ||| translation ||| score" (method=beam)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_best > 1 and self.method != DecodeMethod.beam:
+            raise ConfigValueError("decode.n_best > 1 needs beam search (decode=beam5)")
+        if self.method == DecodeMethod.beam and not 1 <= self.n_best <= self.beam:
+            raise ConfigValueError(f"decode.n_best must be between 1 and decode.beam ({self.beam})")
+
 
 @dataclass
-class TranslateConfig:
+class TranslateConfig(Checked):
     """``nmt translate``: a checkpoint, an input and an output."""
 
     checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
@@ -142,16 +215,16 @@ class TranslateConfig:
     output: str = "-"  # where translations go, one line per input line; "-" writes stdout
     max_input_len: int = 250  # source pieces kept per line; longer lines are truncated with a warning
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
-    quantize: str = "none"  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
+    quantize: Quantize = Quantize.none  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(Checked):
     """``nmt evaluate``: translate test sets and score them with sacrebleu."""
 
     checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
-    splits: list[str] = field(default_factory=lambda: ["test"])  # splits of the checkpoint's data config
+    splits: list[Split] = field(default_factory=lambda: [Split.test])  # splits of the checkpoint's data config
     src: str | None = None  # a source file to evaluate (with ref)
     ref: str | None = None  # its reference translations, line-aligned
     sacrebleu_set: str | None = None  # a sacrebleu test set name (e.g. wmt14), downloaded by sacrebleu
@@ -159,7 +232,7 @@ class EvaluateConfig:
     out_dir: str | None = None  # hypotheses and report.json; default: <run directory>/eval
     max_input_len: int = 250  # source pieces kept per line
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
-    quantize: str = "none"  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
+    quantize: Quantize = Quantize.none  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
 
@@ -190,10 +263,10 @@ class AverageConfig:
 
 
 @dataclass
-class PlotConfig:
+class PlotConfig(Checked):
     """``nmt plot KIND``: a picture of a trained run, written as PNG."""
 
-    kind: str = MISSING  # attention | gates | curves | representations
+    kind: PlotKind = MISSING  # attention | gates | curves | representations
     run: str = MISSING  # a run directory (curves: its metrics.jsonl) or a checkpoint file
     sentence: str | None = None  # the source sentence (attention, gates)
     input: str | None = None  # source phrases, one a line (representations)

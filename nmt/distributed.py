@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from nmt.choices import Device, DistBackend
 from nmt.errors import NMTError
 
 # Ranks other than 0 wait this long for rank 0 to validate and write checkpoints (torch's default is 10-30 min).
@@ -39,9 +40,8 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
     Under torchrun each process takes GPU ``LOCAL_RANK``.
     """
-    if name not in ("auto", "cpu", "cuda"):
-        raise NMTError(f"unknown train.device {name!r}: use auto, cpu or cuda")
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+    name = Device.parse(name, "train.device")
+    if name == Device.cpu or (name == Device.auto and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise NMTError("train.device=cuda but no CUDA GPU is visible (torch.cuda.is_available() is False); "
@@ -54,14 +54,13 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 def resolve_backend(name: str, device: torch.device) -> str:
     """``train.dist_backend``: ``auto`` (NCCL with GPUs, gloo on CPUs), ``nccl`` or ``gloo``."""
-    if name not in ("auto", "nccl", "gloo"):
-        raise NMTError(f"unknown train.dist_backend {name!r}: use auto, nccl or gloo")
-    if name == "nccl" and device.type != "cuda":
+    name = DistBackend.parse(name, "train.dist_backend")
+    if name == DistBackend.nccl and device.type != "cuda":
         raise NMTError("train.dist_backend=nccl needs CUDA GPUs but training runs on the CPU; "
                        "use train.dist_backend=gloo (or auto)")
-    if name == "auto":
+    if name == DistBackend.auto:
         return "nccl" if device.type == "cuda" else "gloo"
-    return name
+    return str(name)
 
 
 class _Loss(nn.Module):

@@ -3,3 +3,7 @@
 
 class NMTError(Exception):
     """Bad input or configuration. The CLI prints ``str(err)`` as one line and exits with status 2."""
+
+
+class ConfigValueError(NMTError, ValueError):
+    """A config value outside its allowed set, or options that do not go together."""

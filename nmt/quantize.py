@@ -8,17 +8,14 @@ import warnings
 import torch
 from torch import nn
 
+from nmt.choices import Quantize
 from nmt.errors import NMTError
 
-MODES = ("none", "int8")
 
-
-def quantize(model: nn.Module, mode: str) -> nn.Module:
+def quantize(model: nn.Module, mode: Quantize) -> nn.Module:
     """``model`` as it is for ``mode="none"``; for ``mode="int8"`` (CPU only) the same model with its linear and GRU
     layers swapped for int8 ones, in place, so that the fp32 weights are not held twice."""
-    if mode not in MODES:
-        raise NMTError(f"unknown quantize={mode!r}: use {' or '.join(MODES)}")
-    if mode == "none":
+    if Quantize.parse(mode, "quantize") == Quantize.none:
         return model
     if any(p.device.type != "cpu" for p in model.parameters()):
         raise NMTError("quantize=int8 runs on the CPU only")

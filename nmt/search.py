@@ -1,22 +1,48 @@
-"""Decoding over any model that exposes ``encode``, ``step`` and ``reorder`` (see nmt.model.seq2seq).
+"""Decoding over any model that exposes ``encode``, ``step`` (or ``step_logits``) and ``reorder``
+(nmt.model.base.TranslationModel): greedy and beam search, and :func:`decode_all`, which sorts sources by
+length and decodes them in batches of a token budget. Validation, ``nmt translate`` and ``nmt evaluate`` all
+decode through :func:`decode_all`.
 
-The search owns the loop; the model owns one step. Letters: B batch, S source length, K beam, V vocabulary.
-PAD and BOS are never produced.
+The search owns the loop; the model owns one step. Sentences leave the batch as soon as they are done, so the
+steps after that cost nothing for them. PAD and BOS are never produced.
+Letters: B batch, S source length, K beam, V vocabulary.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from nmt.choices import DecodeMethod
+from nmt.config import DecodeConfig
+from nmt.data.batching import collate, token_batches
 from nmt.data.tokenizer import BOS, EOS, PAD
+
+
+@dataclass
+class Hypothesis:
+    """A translation: ``tokens`` without BOS and EOS; ``logprob`` = log p(tokens + EOS | source), or of the tokens
+    alone when the length cap stopped it; ``score`` = logprob / length_penalty(len(tokens) + 1), which ranks
+    beam hypotheses. Greedy search takes the argmax of the logits and computes neither (both NaN)."""
+
+    tokens: list[int]
+    logprob: float = math.nan
+    score: float = math.nan
 
 
 def max_lengths(src_len: Tensor, ratio: float, extra: int = 10) -> Tensor:
     """(B,) output length caps: ``ratio * source length + extra``."""
     return (src_len.float() * ratio).long() + extra
+
+
+def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
+    """GNMT length penalty (Wu et al. 2016, eq. 14): ((5 + length) / 6) ** alpha; alpha=0 disables it."""
+    return ((5 + length) / 6) ** alpha
 
 
 def _no_specials(scores: Tensor) -> Tensor:
@@ -26,123 +52,149 @@ def _no_specials(scores: Tensor) -> Tensor:
     return scores
 
 
-@torch.no_grad()
-def greedy(model, src: Tensor, src_len: Tensor, max_len: Tensor) -> list[list[int]]:
-    """Pick the most probable token at every step, for a whole batch at once.
+def _drop_done(keep: list[int], *tensors: Tensor) -> tuple[Tensor, ...]:
+    """How finished sentences leave the batch: the index of the ``keep`` rows, and the given batch-first tensors
+    with only those rows (the caller reorders the model state with the index)."""
+    index = torch.tensor(keep, device=tensors[0].device)
+    return (index, *(t.index_select(0, index) for t in tensors))
 
-    A sentence leaves the batch when it ends (EOS or its cap), so the steps after that cost nothing for it.
+
+@torch.no_grad()
+def greedy(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor) -> list[Hypothesis]:
+    """The most probable token at every step, for a whole batch at once.
 
     :param src: (B, S) ids. :param src_len: (B,) lengths. :param max_len: (B,) output caps.
-    :return: B lists of output ids, without BOS and EOS.
+    :return: one hypothesis per sentence (scores NaN: the argmax needs no softmax).
     """
     state = model.encode(src, src_len)
-    batch = src.shape[0]
     caps = max_len.tolist()
-    out: list[list[int]] = [[] for _ in range(batch)]
-    alive = list(range(batch))  # sentences still decoded, in state row order
-    prev = torch.full((batch,), BOS, dtype=torch.long, device=src.device)
-    step = getattr(model, "step_logits", model.step)  # the argmax needs no softmax
+    out = [Hypothesis([]) for _ in caps]
+    alive = list(range(len(caps)))  # the sentences still decoded, in state row order
+    prev = torch.full((len(caps),), BOS, dtype=torch.long, device=src.device)
+    step = getattr(model, "step_logits", model.step)
     for t in range(int(max(caps, default=0))):
         scores, state = step(prev, state)
         prev = _no_specials(scores).argmax(-1)
         keep = []
         for row, (i, token) in enumerate(zip(alive, prev.tolist(), strict=True)):
             if token != EOS:
-                out[i].append(token)
+                out[i].tokens.append(token)
                 if t + 1 < caps[i]:
                     keep.append(row)
         if not keep:
             break
         if len(keep) < len(alive):
-            rows = torch.tensor(keep, device=src.device)
-            state, prev = model.reorder(state, rows), prev.index_select(0, rows)
+            index, prev = _drop_done(keep, prev)
+            state = model.reorder(state, index)
             alive = [alive[row] for row in keep]
     return out
 
 
 @dataclass
-class Hypothesis:
-    """A finished translation: ``tokens`` without EOS; ``logprob`` = log p(tokens + EOS | source), or of the
-    tokens alone when the length cap stopped it; ``score`` = logprob / length_penalty(len(tokens) + 1)."""
+class _Finished:
+    """Beam search's finished hypotheses: per sentence, up to K of them, and whether the sentence is done."""
 
-    tokens: list[int]
-    logprob: float
-    score: float
+    beam: int
+    alpha: float
+    caps: list[int]
+    hyps: list[list[Hypothesis]]
+    done: list[bool]
 
+    def add(self, i: int, tokens: list[int], logprob: float) -> None:
+        """A finished hypothesis of sentence i, scored with the length penalty (its length counts the EOS)."""
+        self.hyps[i].append(Hypothesis(tokens, logprob, logprob / float(length_penalty(len(tokens) + 1, self.alpha))))
 
-def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
-    """GNMT length penalty (Wu et al. 2016, eq. 14): ((5 + length) / 6) ** alpha; alpha=0 disables it."""
-    return ((5 + length) / 6) ** alpha
+    def take_eos(self, alive: list[int], top: Tensor, src_beam: Tensor, tok: Tensor, tokens: Tensor) -> None:
+        """Set aside the EOS continuations ranked among the first K of each sentence's 2K candidates ``top``
+        (n, 2K), from beams ``src_beam`` (n, 2K) with tokens ``tok`` (n, 2K); ``tokens`` (n*K, t) so far."""
+        eos = (tok[:, : self.beam] == EOS) & (top[:, : self.beam] > float("-inf"))
+        for pos, j in eos.nonzero().tolist():
+            i = alive[pos]
+            if not self.done[i]:
+                self.add(i, tokens[pos * self.beam + int(src_beam[pos, j])].tolist(), float(top[pos, j]))
+                self.done[i] = len(self.hyps[i]) >= self.beam
+
+    def take_capped(self, alive: list[int], t: int, cum: Tensor, tokens: Tensor) -> None:
+        """Sentences at their length cap after step t end here: their live beams (``cum`` (n, K) log-probs,
+        ``tokens`` (n*K, t+1)) are finished without EOS."""
+        for pos, i in enumerate(alive):
+            if not self.done[i] and t + 1 >= max(self.caps[i], 1):
+                for j, logprob in enumerate(cum[pos].tolist()):
+                    if logprob > float("-inf"):
+                        self.add(i, tokens[pos * self.beam + j].tolist(), logprob)
+                self.done[i] = True
 
 
 @torch.no_grad()
-def beam_search(model, src: Tensor, src_len: Tensor, max_len: Tensor, *, beam: int, alpha: float = 1.0,
+def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, beam: int, alpha: float = 1.0,
                 n_best: int = 1) -> list[list[Hypothesis]]:
     """Batched beam search: B sentences x K beams advance together in one (B*K, ...) state.
 
-    At each step the 2K best continuations of each sentence are taken from top-k over K*V; those ending in
-    EOS among the first K are set aside as finished, and the K best others continue. A sentence is done when
-    it has K finished hypotheses or reaches its length cap; then it leaves the batch (its rows are dropped
-    from the state), and the loop ends when none is left.
+    At each step the 2K best continuations of each sentence are taken from top-k over K*V; those ending in EOS
+    among the first K are finished, the K best others continue. K finished or the length cap end a sentence.
 
     :param max_len: (B,) output caps. :param beam: K. :param alpha: length penalty exponent.
     :return: per sentence, the ``n_best`` hypotheses with the highest ``score``, best first.
     """
     b, k, dev = src.shape[0], beam, src.device
     state = model.reorder(model.encode(src, src_len), torch.arange(b, device=dev).repeat_interleave(k))
-    caps = max_len.tolist()
-    alive = list(range(b))  # sentences still searched, in state order (n = len(alive) of them)
+    fin = _Finished(k, alpha, max_len.tolist(), [[] for _ in range(b)], [False] * b)
+    alive = list(range(b))  # the sentences still searched, in state order (n of them)
     cum = torch.full((b, k), float("-inf"), device=dev)  # (n, K) log-probabilities of the live beams
     cum[:, 0] = 0.0  # only beam 0 is alive at the start
     tokens = torch.full((b * k, 0), BOS, dtype=torch.long, device=dev)  # (n*K, t) their tokens
     prev = torch.full((b * k,), BOS, dtype=torch.long, device=dev)
-    finished: list[list[Hypothesis]] = [[] for _ in range(b)]
-    done = [False] * b
-    for t in range(int(max(caps, default=0))):
+    for t in range(int(max(fin.caps, default=0))):
         n = len(alive)
         logp, state = model.step(prev, state)
         vocab = logp.shape[-1]
-        cand = (cum.view(-1, 1) + _no_specials(logp)).view(n, k * vocab)
-        top, idx = cand.topk(min(2 * k, k * vocab), dim=-1)  # (n, 2K)
-        src_beam, tok = idx // vocab, idx % vocab
-        _collect_finished(finished, done, alive, top, src_beam, tok, tokens, k, alpha)
-        keep_score = top.masked_fill(tok == EOS, float("-inf"))
-        cum, order = keep_score.topk(k, dim=-1)  # (n, K) best non-EOS continuations
+        top, idx = (cum.view(-1, 1) + _no_specials(logp)).view(n, k * vocab).topk(min(2 * k, k * vocab), dim=-1)
+        src_beam, tok = idx // vocab, idx % vocab  # (n, 2K)
+        fin.take_eos(alive, top, src_beam, tok, tokens)
+        cum, order = top.masked_fill(tok == EOS, float("-inf")).topk(k, dim=-1)  # (n, K) best non-EOS
         rows = src_beam.gather(1, order) + torch.arange(n, device=dev).unsqueeze(1) * k  # (n, K)
         prev = tok.gather(1, order)  # (n, K)
         tokens = torch.cat([tokens.index_select(0, rows.view(-1)), prev.view(-1, 1)], dim=1)
-        for pos, i in enumerate(alive):  # the length cap: alive beams end here without EOS
-            if not done[i] and t + 1 >= max(caps[i], 1):
-                for j, score in enumerate(cum[pos].tolist()):
-                    if score > float("-inf"):
-                        finished[i].append(_hypothesis(tokens[pos * k + j].tolist(), score, alpha))
-                done[i] = True
-        keep = [pos for pos, i in enumerate(alive) if not done[i]]
+        fin.take_capped(alive, t, cum, tokens)
+        keep = [pos for pos, i in enumerate(alive) if not fin.done[i]]
         if not keep:
             break
-        if len(keep) < n:  # drop the sentences that are done
-            sel = torch.tensor(keep, device=dev)
-            rows, prev, cum = rows.index_select(0, sel), prev.index_select(0, sel), cum.index_select(0, sel)
-            tokens = tokens.view(n, k, -1).index_select(0, sel).view(len(keep) * k, -1)
+        if len(keep) < n:  # the sentences that are done leave the batch
+            _, rows, prev, cum, tokens = _drop_done(keep, rows, prev, cum, tokens.view(n, k, -1))
+            tokens = tokens.view(len(keep) * k, -1)
             alive = [alive[pos] for pos in keep]
-        state = model.reorder(state, rows.view(-1))
-        prev = prev.view(-1)
-    return [sorted(h, key=lambda x: -x.score)[:n_best] for h in finished]
+        state = model.reorder(state, rows.reshape(-1))
+        prev = prev.reshape(-1)
+    return [sorted(h, key=lambda x: -x.score)[:n_best] for h in fin.hyps]
 
 
-def _hypothesis(tokens: list[int], logprob: float, alpha: float) -> Hypothesis:
-    """A finished hypothesis scored with the length penalty (its length counts the EOS)."""
-    return Hypothesis(tokens, logprob, logprob / float(length_penalty(len(tokens) + 1, alpha)))
+def search(model: Any, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
+    """Decode one batch of non-empty source id lists as ``dc`` says: per source, its hypotheses, best first
+    (greedy: one; beam: ``dc.n_best``)."""
+    batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids))).to(next(model.parameters()).device)
+    caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
+    if dc.method == DecodeMethod.beam:
+        return beam_search(model, batch.src, batch.src_len, caps, beam=dc.beam, alpha=dc.alpha, n_best=dc.n_best)
+    return [[h] for h in greedy(model, batch.src, batch.src_len, caps)]
 
 
-def _collect_finished(finished, done, alive, top, src_beam, tok, tokens, k, alpha) -> None:
-    """Set aside EOS continuations ranked among the first K of a sentence's 2K candidates (row ``pos`` of the
-    live batch is sentence ``alive[pos]``)."""
-    eos = (tok[:, :k] == EOS) & (top[:, :k] > float("-inf"))
-    for pos, j in eos.nonzero().tolist():
-        i = alive[pos]
-        if done[i]:
-            continue
-        finished[i].append(_hypothesis(tokens[pos * k + int(src_beam[pos, j])].tolist(), float(top[pos, j]), alpha))
-        if len(finished[i]) >= k:
-            done[i] = True
+@torch.no_grad()
+def decode_all(model: Any, ids: Sequence[Sequence[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
+    """Hypotheses (best first) for each source id list, in input order; an empty source gets none.
+
+    Sources are sorted by length and batched by ``dc.batch_tokens`` (divided by the beam size for beam search).
+    """
+    out: list[list[Hypothesis]] = [[] for _ in ids]
+    todo = [i for i, x in enumerate(ids) if len(x)]
+    lens = [len(ids[i]) for i in todo]
+    budget = max(dc.batch_tokens // (dc.beam if dc.method == DecodeMethod.beam else 1), 1)
+    for group in token_batches(lens, lens, budget, shuffle=False):
+        rows = [todo[j] for j in group]
+        for i, hyps in zip(rows, search(model, [list(ids[i]) for i in rows], dc), strict=True):
+            out[i] = hyps
+    return out
+
+
+def decode_best(model: Any, ids: Sequence[Sequence[int]], dc: DecodeConfig) -> list[list[int]]:
+    """The best output ids for each source id list, in input order (empty for an empty source)."""
+    return [h[0].tokens if h else [] for h in decode_all(model, ids, dc)]

@@ -1,59 +1,21 @@
-"""Translate text with a trained checkpoint: batches by tokens over length-sorted input, keeps the input order."""
+"""A trained checkpoint as a translator of text: :class:`Translator` rebuilds the model and its tokenizer, and
+translates lines (through nmt.search.decode_all, which batches length-sorted input and keeps the input order)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 
-import torch
-
 from nmt import checkpoint
+from nmt.choices import Quantize
 from nmt.config import DecodeConfig, ModelConfig
-from nmt.data.batching import collate, token_batches
 from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.quantize import quantize as quantize_model
-from nmt.search import Hypothesis, beam_search, greedy, max_lengths
+from nmt.search import decode_all, decode_best
 
 log = logging.getLogger("nmt.translate")
-
-
-def _search(model, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
-    batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids))).to(next(model.parameters()).device)
-    caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
-    if dc.method == "greedy":
-        if dc.n_best > 1:
-            raise NMTError("decode.n_best > 1 needs beam search (decode=beam5)")
-        nan = float("nan")  # greedy does not track scores
-        return [[Hypothesis(toks, nan, nan)] for toks in greedy(model, batch.src, batch.src_len, caps)]
-    if dc.method == "beam":
-        if not 1 <= dc.n_best <= dc.beam:
-            raise NMTError(f"decode.n_best must be between 1 and decode.beam ({dc.beam})")
-        return beam_search(model, batch.src, batch.src_len, caps, beam=dc.beam, alpha=dc.alpha, n_best=dc.n_best)
-    raise NMTError(f"unknown decode.method {dc.method!r}: use greedy or beam")
-
-
-@torch.no_grad()
-def decode_all(model, ids: Sequence[Sequence[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
-    """Hypotheses (best first) for each source id list, in input order; empty sources give no hypotheses.
-
-    Sources are sorted by length and batched by ``dc.batch_tokens`` (divided by the beam size for beam search).
-    """
-    out: list[list[Hypothesis]] = [[] for _ in ids]
-    todo = [i for i, x in enumerate(ids) if len(x)]
-    lens = [len(ids[i]) for i in todo]
-    budget = max(dc.batch_tokens // (dc.beam if dc.method == "beam" else 1), 1)
-    for group in token_batches(lens, lens, budget, shuffle=False):
-        rows = [todo[j] for j in group]
-        for i, hyps in zip(rows, _search(model, [list(ids[i]) for i in rows], dc), strict=True):
-            out[i] = hyps
-    return out
-
-
-def translate_ids(model, ids: Sequence[Sequence[int]], dc: DecodeConfig) -> list[list[int]]:
-    """The best output ids for each source id list, in input order (empty for an empty source)."""
-    return [h[0].tokens if h else [] for h in decode_all(model, ids, dc)]
 
 
 class Translator:
@@ -83,7 +45,7 @@ class Translator:
         self.step = ckpt.get("step")
 
     @classmethod
-    def load(cls, path: str, quantize: str = "none") -> Translator:
+    def load(cls, path: str, quantize: Quantize = Quantize.none) -> Translator:
         """The checkpoint at ``path``; ``quantize="int8"`` stores its linear and GRU weights as int8."""
         ckpt = checkpoint.load(path)
         try:
@@ -111,7 +73,7 @@ class Translator:
                   first_line: int = 1) -> list[str]:
         """One translation per input line, in input order; empty lines give empty lines."""
         ids = self.encode(lines, max_input_len, first_line)
-        hyps = translate_ids(self.model, ids, dc)
+        hyps = decode_best(self.model, ids, dc)
         return [text if x else "" for x, text in zip(ids, self.tokenizer.decode_tgt(hyps), strict=True)]
 
     def nbest(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,

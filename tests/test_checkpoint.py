@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
 from pathlib import Path
 
@@ -171,3 +173,57 @@ def test_average_is_the_mean_and_refuses_other_models(tmp_path: Path) -> None:
     checkpoint.save(ck(4.0, info="b"), tmp_path / "step-9.pt")
     with pytest.raises(NMTError, match="step-1.pt comes from another model"):
         average_checkpoints([paths[0], tmp_path / "step-9.pt"])
+
+
+# --------------------------------------------------------------------------- older formats
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _format1(arch: str, where: Path) -> Path:
+    """The ``last.pt`` of a tiny run written by nmt before the module renames (tests/fixtures/README.md)."""
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / "last.pt"
+    path.write_bytes(gzip.decompress((FIXTURES / f"{arch}-format1.pt.gz").read_bytes()))
+    return path
+
+
+@pytest.mark.parametrize("arch", ["cho2014", "rnnsearch"])
+def test_format_1_checkpoint_loads_and_computes_what_it_computed_then(arch: str, tmp_path: Path) -> None:
+    from nmt.config import DecodeConfig
+    from nmt.score import score_pairs
+    from nmt.translate import Translator
+
+    path = _format1(arch, tmp_path)
+    assert torch.load(path, weights_only=True)["format"] == "nmt-checkpoint-1"
+    then = json.loads((FIXTURES / "format1-expected.json").read_text())[arch]
+    t = Translator.load(str(path))
+    assert [lp for lp, _ in score_pairs(t, then["src"], then["tgt"])] == pytest.approx(then["logprob"], abs=1e-4)
+    assert t.translate(then["src"], DecodeConfig()) == then["greedy"]
+    assert t.translate(then["src"], DecodeConfig(method="beam", beam=3)) == then["beam3"]
+
+
+def test_format_1_last_pt_resumes(tiny_data_cfg, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from nmt.config import Config, ModelConfig, TrainConfig
+    from nmt.train import train
+
+    run_dir = tmp_path / "run"
+    old = torch.load(_format1("rnnsearch", run_dir), weights_only=True)
+    model = replace(ModelConfig(), **old["model_info"]["config"])
+    tc = replace(TrainConfig(), max_steps=6, eval_every=2, batch_tokens=400, log_every=100, keep_last=1, resume=True)
+    state = train(Config(data=tiny_data_cfg, model=model, train=tc, name="old", run_dir=str(run_dir)))
+    assert state.step == 6 and state.history[0][0] == 2  # the old run's validations, then two more updates
+    resumed = checkpoint.load(run_dir / "last.pt")
+    assert resumed["format"] == checkpoint.FORMAT and "decoder.readout.from_state.weight" in resumed["model"]
+    then = {checkpoint.renamed_key(k): v for k, v in old["model"].items()}
+    assert then.keys() == resumed["model"].keys()
+    assert any(not torch.equal(v, then[k]) for k, v in resumed["model"].items())  # the two updates moved weights
+
+
+def test_a_newer_format_is_refused_naming_it(tmp_path: Path, payload: dict) -> None:
+    path = tmp_path / "future.pt"
+    torch.save({**payload, "format": "nmt-checkpoint-9"}, path)
+    with pytest.raises(NMTError, match=r"format 'nmt-checkpoint-9', which this version \(nmt-checkpoint-2\)"):
+        checkpoint.load(path)

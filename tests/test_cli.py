@@ -25,7 +25,7 @@ from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
 from nmt.data.load import load_split
 from nmt.data.prepare import prepare
 from nmt.data.tokenizer import Tokenizer
-from nmt.model.seq2seq import Seq2Seq
+from nmt.model.cho2014 import RNNEncoderDecoder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STEPS, EVAL_EVERY = 6, 3
@@ -106,7 +106,7 @@ def test_train_writes_run_directory(trained_run: Path) -> None:
 def test_checkpoint_rebuilds_model_and_tokenizer(trained_run: Path) -> None:
     ckpt = checkpoint.load(trained_run / "best.pt")
     info = ckpt["model_info"]
-    model = Seq2Seq(ModelConfig(**info["config"]), info["src_vocab"], info["tgt_vocab"])
+    model = RNNEncoderDecoder(ModelConfig(**info["config"]), info["src_vocab"], info["tgt_vocab"])
     model.load_state_dict(ckpt["model"], strict=True)
     tok = Tokenizer(ckpt["tokenizer"]["src"], ckpt["tokenizer"]["tgt"])
     assert tok.tgt_vocab_size == info["tgt_vocab"] == 40

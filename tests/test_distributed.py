@@ -21,7 +21,8 @@ import torch
 from nmt import checkpoint, distributed
 from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
 from nmt.errors import NMTError
-from nmt.train import Run
+from nmt.run import setup
+from nmt.train import fit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 needs_dist = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -86,7 +87,7 @@ def test_bf16_on_cpu_is_refused(tiny_data_cfg: DataConfig, tmp_path: Path) -> No
     cfg = Config(data=tiny_data_cfg, train=replace(TrainConfig(), device="cpu", precision="bf16"),
                  run_dir=str(tmp_path / "run"))
     with pytest.raises(NMTError, match="precision=bf16 needs a CUDA device"):
-        Run(cfg)
+        setup(cfg)
 
 
 # --------------------------------------------------------------------------- torchrun, 2 gloo processes
@@ -137,11 +138,11 @@ def test_two_gloo_ranks_equal_one_process_on_the_union(tiny_data_cfg: DataConfig
     """2 ranks x 1 batch per update (torchrun, DDP) == 1 process x (both batches) per update, for 6 Adam updates
     with gradient clipping, across an epoch boundary; only rank 0 writes."""
     data = replace(tiny_data_cfg, vocab_size=40)
-    ref = Run(_config(data, tmp_path / "one"))
+    ref = setup(_config(data, tmp_path / "one"))
     ref.batches = UnionOfPairs(ref.batches)
     per_epoch = len(ref.batches.epoch(0))
     assert 1 <= per_epoch < STEPS  # the runs cross an epoch boundary
-    state = ref.fit()
+    state = fit(ref)
     assert state.step == STEPS
 
     out = torchrun(data, tmp_path / "ddp", tmp_path, f"train.max_steps={STEPS}")
@@ -149,7 +150,7 @@ def test_two_gloo_ranks_equal_one_process_on_the_union(tiny_data_cfg: DataConfig
     assert out.stdout.count("done (max_steps)") == 1, out.stdout  # rank 1 prints nothing
     one, ddp = _weights(tmp_path / "one"), _weights(tmp_path / "ddp")
     assert one.keys() == ddp.keys()
-    start = Run(_config(data, tmp_path / "init")).model.state_dict()
+    start = setup(_config(data, tmp_path / "init")).model.state_dict()
     for name, tensor in one.items():
         torch.testing.assert_close(ddp[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
     assert any(not torch.allclose(start[k], one[k], atol=1e-4) for k in one)  # training moved the weights
@@ -199,7 +200,7 @@ def _rank_with_nan(rank: int, port: int, cfg: Config, out: Path) -> None:
                        "WORLD_SIZE": "2", "LOCAL_RANK": str(rank)})
     torch.set_num_threads(1)
     with distributed.session("cpu", "gloo") as dist:
-        run = Run(cfg, dist)
+        run = setup(cfg, dist)
         real = run.model.loss
 
         def loss(batch, label_smoothing=0.0):
@@ -207,7 +208,7 @@ def _rank_with_nan(rank: int, port: int, cfg: Config, out: Path) -> None:
             return value * float("nan") if rank == 1 and run.state.step == 2 else value
 
         run.model.loss = loss
-        state = run.fit()
+        state = fit(run)
     (out / f"rank{rank}.json").write_text(json.dumps({"step": state.step, "skipped": state.skipped}))
 
 

@@ -119,4 +119,5 @@ def test_plot_errors_are_one_line(runs: dict[str, Path], tmp_path: Path) -> None
     out = nmt("plot", "gates", f"run={runs['small']}", cwd=tmp_path)
     assert out.returncode == 2 and "sentence=" in last_line(out.stderr)
     out = nmt("plot", "heatmap", f"run={runs['small']}", cwd=tmp_path)
-    assert out.returncode == 2 and "unknown plot" in last_line(out.stderr)
+    assert out.returncode == 2 and "'heatmap', expected one of [attention, gates, curves, representations]" in \
+        last_line(out.stderr)

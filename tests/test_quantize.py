@@ -40,7 +40,7 @@ def test_int8_model_gives_close_probabilities_and_decodes(arch: str) -> None:
             prev = lp.argmax(-1)
             lp, state = model.step(prev, state)
             qlp, qstate = q.step(prev, qstate)
-        out = greedy(q, batch.src, batch.src_len, torch.tensor([6, 6]))
+        out = [h.tokens for h in greedy(q, batch.src, batch.src_len, torch.tensor([6, 6]))]
     spread = lp.max() - lp.min()
     assert (qlp - lp).abs().max() < 0.05 * spread  # int8 weights against fp32: log-probabilities within 5%
     assert (qlp - lp).abs().max() > 0  # it really is another computation
@@ -62,7 +62,8 @@ def test_translate_and_evaluate_take_quantize(run, tmp_path) -> None:  # noqa: F
     assert out.returncode == 0, out.stderr
     assert len(out.stdout.splitlines()) == len(LINES)
     bad = nmt("translate", f"checkpoint={run}", f"input={src}", "quantize=fp8", cwd=tmp_path)
-    assert bad.returncode == 2 and "quantize='fp8'" in last_line(bad.stderr)
+    assert bad.returncode == 2 and "quantize=fp8; Invalid value 'fp8', expected one of [none, int8]" in \
+        last_line(bad.stderr)
 
 
 FAULTS = """

@@ -22,11 +22,14 @@ from test_cli import _env, last_line, nmt
 from test_train import _config
 
 from nmt import checkpoint
+from nmt import train as train_loop
 from nmt.cli import make_task
 from nmt.config import DataConfig
 from nmt.errors import NMTError
-from nmt.train import Run, train
+from nmt.run import Run, setup
+from nmt.train import fit, train, update
 from nmt.translate import Translator
+from nmt.validate import DevScores
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,10 +67,10 @@ def _poison_loss(run: Run, bad_steps: set[int]) -> list[dict[str, torch.Tensor]]
 
 def test_nan_loss_skips_the_update_and_training_goes_on(tiny_data_cfg: DataConfig, tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
-    run = Run(_config(tiny_data_cfg, tmp_path / "run", max_steps=6, eval_every=100))
+    run = setup(_config(tiny_data_cfg, tmp_path / "run", max_steps=6, eval_every=100))
     seen = _poison_loss(run, {3, 4})
     with caplog.at_level(logging.WARNING, logger="nmt.train"):
-        state = run.fit()
+        state = fit(run)
     assert state.step == 6 and state.skipped == 2 and state.bad_in_row == 0
     assert _equal(seen[2], seen[3]) and _equal(seen[3], seen[4])  # steps 3 and 4 changed nothing
     assert not _equal(seen[1], seen[2]) and not _equal(seen[4], _weights(run))  # the others did
@@ -79,24 +82,24 @@ def test_nan_loss_skips_the_update_and_training_goes_on(tiny_data_cfg: DataConfi
 
 def test_non_finite_gradient_skips_the_update(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
     """A finite loss whose gradient overflows is skipped too, also with clipping switched off."""
-    run = Run(_config(tiny_data_cfg, tmp_path / "run", max_steps=2, eval_every=100, clip_norm=0.0))
+    run = setup(_config(tiny_data_cfg, tmp_path / "run", max_steps=2, eval_every=100, clip_norm=0.0))
     first = next(iter(run.model.parameters()))
     hook = first.register_hook(lambda g: torch.full_like(g, float("inf")))
     before = _weights(run)
-    assert run.update(run.batches.make(run.batches.epoch(0)[0]))[0] is None  # (loss, tokens): no loss
+    assert update(run, run.batches.make(run.batches.epoch(0)[0]))[0] is None  # (loss, tokens): no loss
     assert run.state.skipped == 1 and _equal(before, _weights(run))
     hook.remove()
-    assert run.update(run.batches.make(run.batches.epoch(0)[1]))[0] is not None and run.state.bad_in_row == 0
+    assert update(run, run.batches.make(run.batches.epoch(0)[1]))[0] is not None and run.state.bad_in_row == 0
     assert not _equal(before, _weights(run))
 
 
 def test_nan_streak_stops_training_and_keeps_the_last_good_checkpoint(tiny_data_cfg: DataConfig,
                                                                       tmp_path: Path) -> None:
     cfg = _config(tiny_data_cfg, tmp_path / "run", max_steps=50, eval_every=2, max_bad_updates=3)
-    run = Run(cfg)
+    run = setup(cfg)
     seen = _poison_loss(run, set(range(5, 100)))  # diverges after step 4
     with pytest.raises(NMTError) as err:
-        run.fit()
+        fit(run)
     msg = str(err.value)
     assert "3 non-finite losses or gradients in a row (last at step 7" in msg and "last.pt" in msg
     assert "\n" not in msg
@@ -126,10 +129,10 @@ def _fail_saves_from_step(monkeypatch: pytest.MonkeyPatch, run: Run, step: int) 
 def test_disk_full_stops_training_with_one_line_and_keeps_checkpoints(tiny_data_cfg: DataConfig, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     run_dir = tmp_path / "run"
-    run = Run(_config(tiny_data_cfg, run_dir, max_steps=6, eval_every=2))
+    run = setup(_config(tiny_data_cfg, run_dir, max_steps=6, eval_every=2))
     _fail_saves_from_step(monkeypatch, run, 4)
     with pytest.raises(NMTError) as err:
-        run.fit()
+        fit(run)
     msg = str(err.value)
     assert "No space left on device" in msg and "the previous one is kept" in msg and "\n" not in msg
     monkeypatch.undo()
@@ -211,8 +214,7 @@ def test_process_killed_mid_save_leaves_previous_checkpoint(tmp_path: Path) -> N
 
 def _scripted_validation(monkeypatch: pytest.MonkeyPatch, bleus: list[float]) -> None:
     scores = iter(bleus)
-    monkeypatch.setattr("nmt.train.validate", lambda *a: {"loss": 1.0, "ppl": 2.7, "bleu": next(scores),
-                                                           "example": ""})
+    monkeypatch.setattr("nmt.train.validate", lambda *a: DevScores(loss=1.0, ppl=2.7, bleu=next(scores), example=""))
 
 
 def test_pruning_keeps_the_last_k_and_never_the_best(tiny_data_cfg: DataConfig, tmp_path: Path,
@@ -229,10 +231,10 @@ def test_pruning_keeps_the_last_k_and_never_the_best(tiny_data_cfg: DataConfig, 
 def test_failed_step_checkpoint_deletes_no_older_one(tiny_data_cfg: DataConfig, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     run_dir = tmp_path / "run"
-    run = Run(_config(tiny_data_cfg, run_dir, max_steps=6, eval_every=1, keep_last=1))
+    run = setup(_config(tiny_data_cfg, run_dir, max_steps=6, eval_every=1, keep_last=1))
     _fail_saves_from_step(monkeypatch, run, 3)
     with pytest.raises(NMTError, match="No space left"):
-        run.fit()
+        fit(run)
     monkeypatch.undo()
     assert [p.name for p in checkpoint.step_checkpoints(run_dir)] == ["step-2.pt"]  # the only one is kept
     assert checkpoint.load(run_dir / "step-2.pt")["step"] == 2
@@ -246,7 +248,7 @@ def test_resume_forgets_what_the_killed_run_wrote_after_last_pt(tiny_data_cfg: D
         f.write('{"kind": "train", "step": 5, "loss": 1.0}\n{"kind": "tr')
     checkpoint.save({"model": {}, "step": 6}, run_dir / "step-6.pt")
     (run_dir / ".last.pt.abc123.tmp").write_bytes(b"PK\x03\x04 partial")
-    run = Run(_config(tiny_data_cfg, run_dir, max_steps=6, eval_every=2, log_every=1, resume=True))
+    run = setup(_config(tiny_data_cfg, run_dir, max_steps=6, eval_every=2, log_every=1, resume=True))
     assert run.state.step == 4
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 2, 3, 4, 4]
@@ -371,7 +373,7 @@ def test_signal_then_resume_equals_uninterrupted_run(tiny_data_cfg: DataConfig, 
     """SIGTERM during update ``stop_at`` saves that step; resuming (which first runs a validation the signal
     pre-empted) ends where an uninterrupted run does."""
     kw = dict(max_steps=8, eval_every=2, plateau_patience=1)
-    run = Run(_config(tiny_data_cfg, tmp_path / "run", **kw))
+    run = setup(_config(tiny_data_cfg, tmp_path / "run", **kw))
     real = run.model.loss
 
     def loss(batch, label_smoothing=0.0):
@@ -380,7 +382,7 @@ def test_signal_then_resume_equals_uninterrupted_run(tiny_data_cfg: DataConfig, 
         return real(batch, label_smoothing)
 
     run.model.loss = loss
-    assert run.fit().step == stop_at
+    assert fit(run).step == stop_at
     assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] == stop_at
     resumed = train(_config(tiny_data_cfg, tmp_path / "run", resume=True, **kw))
     straight = train(_config(tiny_data_cfg, tmp_path / "straight", **kw))
@@ -434,12 +436,12 @@ def test_second_ctrl_c_during_the_final_save_keeps_the_previous_last_pt(tiny_dat
     """Ctrl-C at step 5 asks for a clean stop; a second Ctrl-C while that stop writes last.pt interrupts the
     write: exit status 130, last.pt of step 4 whole, no temporary file left."""
     cfg = _config(tiny_data_cfg, tmp_path / "run", max_steps=50, eval_every=4)
-    real_update, real_save = Run.update, torch.save
+    real_update, real_save = train_loop.update, torch.save
 
-    def update(self, batch):
-        if self.state.step == 4:
+    def update(run, batch):
+        if run.state.step == 4:
             os.kill(os.getpid(), signal.SIGINT)
-        return real_update(self, batch)
+        return real_update(run, batch)
 
     def save(obj, f, *args, **kwargs):
         if obj["step"] == 5:
@@ -447,7 +449,7 @@ def test_second_ctrl_c_during_the_final_save_keeps_the_previous_last_pt(tiny_dat
             os.kill(os.getpid(), signal.SIGINT)
         return real_save(obj, f, *args, **kwargs)
 
-    monkeypatch.setattr(Run, "update", update)
+    monkeypatch.setattr(train_loop, "update", update)
     monkeypatch.setattr(checkpoint.torch, "save", save)
     with pytest.raises(SystemExit) as exit_:
         make_task("train")(OmegaConf.structured(cfg))

@@ -17,7 +17,7 @@ from nmt.config import ModelConfig
 from nmt.data.batching import BatchIterator
 from nmt.data.tokenizer import EOS
 from nmt.model import build_model
-from nmt.model.seq2seq import EncoderDecoder
+from nmt.model.base import TranslationModel
 from nmt.search import greedy
 
 V = 14  # ids 0-3 are PAD UNK BOS EOS; symbols are 4..13
@@ -34,13 +34,13 @@ def _sequences(rng: random.Random, n: int, exclude: set[tuple[int, ...]]) -> lis
     return out
 
 
-def _exact_match(model: EncoderDecoder, src: list[list[int]]) -> float:
+def _exact_match(model: TranslationModel, src: list[list[int]]) -> float:
     model.eval()
     it = BatchIterator(src, [s[::-1] for s in src], 10_000, shuffle=False, seed=0)
     correct = 0
     for idx in it.epoch(0):
         b = it.make(idx)
-        hyps = greedy(model, b.src, b.src_len, b.src_len + 3)
+        hyps = [h.tokens for h in greedy(model, b.src, b.src_len, b.src_len + 3)]
         correct += sum(h == src[i][::-1] for h, i in zip(hyps, idx, strict=True))
     model.train()
     return correct / len(src)

@@ -1,19 +1,31 @@
-"""Beam search against greedy, against hand-computed answers on scripted log-probabilities, and against the
-model's own pair score."""
+"""Greedy search against teacher forcing and scripted models; beam search against greedy, against hand-computed
+answers on scripted log-probabilities, and against the model's own pair score."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
 
+import pytest
 import torch
+from helpers import SRC_LENS, random_batch, sub_batch, tiny_model
 from torch import Tensor
 
 from nmt.config import ModelConfig
 from nmt.data.batching import collate
-from nmt.data.tokenizer import BOS, EOS
-from nmt.model.seq2seq import Seq2Seq
+from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.model.base import TranslationModel
+from nmt.model.cho2014 import RNNEncoderDecoder
 from nmt.search import beam_search, greedy, length_penalty, max_lengths
+
+
+@pytest.fixture(params=["fused", "equations"])
+def cell(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _greedy_tokens(*args) -> list[list[int]]:
+    return [h.tokens for h in greedy(*args)]
 
 A, B = 4, 5  # two word ids after PAD UNK BOS EOS
 
@@ -53,7 +65,7 @@ def _src(n: int = 1) -> tuple[Tensor, Tensor]:
 def test_beam_finds_the_hand_computed_best_where_greedy_does_not() -> None:
     src, src_len = _src()
     caps = torch.tensor([5])
-    assert greedy(PrefixModel(TABLE), src, src_len, caps) == [[A, A]]
+    assert _greedy_tokens(PrefixModel(TABLE), src, src_len, caps) == [[A, A]]
     best = beam_search(PrefixModel(TABLE), src, src_len, caps, beam=2, alpha=0.0, n_best=3)[0]
     assert best[0].tokens == [B] and math.isclose(best[0].logprob, math.log(0.36), rel_tol=1e-5)
     # step 2 finishes A A (.24): two finished = the beam size, so the search ends (A EOS, .18, tied with
@@ -74,10 +86,10 @@ def test_length_penalty_prefers_longer_hypotheses() -> None:
     assert [h.tokens for h in norm] == [[A, A], [A], [A, A, B]]
 
 
-def _model(seed: int = 0) -> Seq2Seq:
+def _model(seed: int = 0) -> RNNEncoderDecoder:
     torch.manual_seed(seed)
     cfg = replace(ModelConfig(), emb_dim=10, hidden_dim=14, maxout_dim=6, dropout=0.0, init="torch")
-    return Seq2Seq(cfg, 23, 19).eval()
+    return RNNEncoderDecoder(cfg, 23, 19).eval()
 
 
 def _batch():
@@ -90,7 +102,7 @@ def test_beam_of_one_equals_greedy() -> None:
     model, b = _model(), _batch()
     caps = max_lengths(b.src_len, 1.5, extra=4)
     beams = beam_search(model, b.src, b.src_len, caps, beam=1, alpha=0.0)
-    assert [h[0].tokens for h in beams] == greedy(model, b.src, b.src_len, caps)
+    assert [h[0].tokens for h in beams] == _greedy_tokens(model, b.src, b.src_len, caps)
 
 
 def test_reported_score_equals_model_score_and_nbest_is_sorted_and_distinct() -> None:
@@ -111,3 +123,90 @@ def test_reported_score_equals_model_score_and_nbest_is_sorted_and_distinct() ->
                     assert abs(float(model.score(pair)[0]) - h.logprob) < 1e-4
                 checked += 1
     assert checked >= 3
+
+
+# --------------------------------------------------------------------------- greedy search
+
+
+def test_greedy_is_argmax_of_teacher_forcing_on_its_own_output(cell: str) -> None:
+    model, b = tiny_model(cell=cell, dropout=0.0), random_batch()
+    model = model.double()  # no near-ties between the two computations
+    caps = torch.tensor([4, 9, 2, 12])
+    stopped, capped = 0, 0
+    for eos_bias in (0.0, 0.5, 1.0, 1.5, 2.0):  # from "never EOS" to "EOS at once": both endings occur
+        with torch.no_grad():
+            model.decoder.out.bias[EOS] += eos_bias
+        hyps = _greedy_tokens(model, b.src, b.src_len, caps)
+        for i, y in enumerate(hyps):
+            assert len(y) <= int(caps[i]) and EOS not in y
+            forced = collate([b.src[i, : b.src_len[i]].tolist()], [y], [i])
+            with torch.no_grad():
+                _, c = model.encoder(forced.src, forced.src_len)
+                logits = model.decoder.out(model.decoder.features(forced.tgt_in, c))
+                logits[..., [PAD, BOS]] = float("-inf")  # search never emits these
+                pred = logits.argmax(-1)[0]
+            assert pred[: len(y)].tolist() == y
+            if len(y) < int(caps[i]):  # stopped early: because the model predicted EOS
+                assert int(pred[len(y)]) == EOS
+                stopped += 1
+            else:
+                capped += 1
+        with torch.no_grad():
+            model.decoder.out.bias[EOS] -= eos_bias
+    assert stopped > 0 and capped > 0  # both ways of ending were exercised
+
+
+def test_greedy_of_a_batch_equals_greedy_of_each_sentence() -> None:
+    model, b = tiny_model(), random_batch()
+    caps = max_lengths(b.src_len, 1.5, extra=3)
+    hyps = _greedy_tokens(model, b.src, b.src_len, caps)
+    for i in range(len(SRC_LENS)):
+        alone = sub_batch(b, [i])
+        assert _greedy_tokens(model, alone.src, alone.src_len, caps[i : i + 1]) == [hyps[i]]
+
+
+class ScriptedModel:
+    """A stand-in for a model whose step emits a fixed token sequence per row, with no network."""
+
+    def __init__(self, scripts: list[list[int]], vocab: int = 8) -> None:
+        self.scripts, self.vocab = scripts, vocab
+
+    def encode(self, src: Tensor, src_len: Tensor) -> tuple[Tensor, Tensor]:
+        return torch.zeros(src.shape[0], dtype=torch.long), torch.arange(src.shape[0])
+
+    def step(self, prev: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        t, rows = state
+        logp = torch.full((len(rows), self.vocab), -10.0)
+        for k, (i, ti) in enumerate(zip(rows.tolist(), t.tolist(), strict=True)):
+            script = self.scripts[i]
+            logp[k, script[ti] if ti < len(script) else 4] = -0.1
+        return logp, (t + 1, rows)
+
+    reorder = staticmethod(TranslationModel.reorder)  # the search drops finished rows
+
+
+def test_greedy_stops_at_eos_and_respects_max_len() -> None:
+    scripts = [[5, 6, EOS, 7, 7], [4, 4, 4, 4, 4, 4, 4], [EOS], [6, 5, 4, 6, 5, 4]]
+    model = ScriptedModel(scripts)
+    src = torch.full((4, 3), 5)
+    hyps = _greedy_tokens(model, src, torch.full((4,), 3), torch.tensor([10, 3, 10, 5]))
+    assert hyps == [[5, 6], [4, 4, 4], [], [6, 5, 4, 6, 5]]
+
+
+def test_greedy_stops_when_all_rows_are_done() -> None:
+    calls = []
+
+    class Counting(ScriptedModel):
+        def step(self, prev: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+            calls.append(prev.tolist())
+            return super().step(prev, state)
+
+    hyps = _greedy_tokens(Counting([[5, EOS], [EOS]]), torch.full((2, 1), 5), torch.ones(2, dtype=torch.long),
+                  torch.tensor([50, 50]))
+    assert hyps == [[5], []]
+    assert len(calls) == 2 and calls[0] == [BOS, BOS]
+
+
+def test_max_lengths() -> None:
+    assert max_lengths(torch.tensor([1, 4, 10]), 2.0).tolist() == [12, 18, 30]
+    assert max_lengths(torch.tensor([3]), 1.5, extra=0).tolist() == [4]

@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from nmt import checkpoint
+from nmt.checkpoint import check_compatible
 from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
 from nmt.errors import NMTError
-from nmt.train import check_compatible, learning_rate, make_optimizer, train
+from nmt.optim import learning_rate, make_optimizer
+from nmt.train import train
 
 # --------------------------------------------------------------------------- learning rate
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from nmt.choices import DataFormat, Split
 from nmt.config import DataConfig
 from nmt.errors import NMTError
 
@@ -192,22 +193,19 @@ def load_hub(name: str, config: str | None, split: str, src_lang: str, tgt_lang:
 
 def load_split(cfg: DataConfig, split: str) -> datasets.Dataset:
     """The ``split`` ("train", "dev" or "test") of the configured corpus, with columns ``src`` and ``tgt``."""
-    if split not in ("train", "dev", "test"):
-        raise ValueError(f"unknown split {split!r}")
+    split = Split.parse(split, "split")
     if cfg.local_dir:
         stem = getattr(cfg.local_splits, split)
         return load_text_pair(resolve_path(cfg.local_dir), stem, cfg.src_lang, cfg.tgt_lang)
     stem = getattr(cfg.splits, split)
-    if cfg.format == "text":
+    if cfg.format == DataFormat.text:
         if not cfg.path:
             raise NMTError("data.path is not set: give the folder holding {split}.{lang} files")
         return load_text_pair(resolve_path(cfg.path), stem, cfg.src_lang, cfg.tgt_lang)
-    if cfg.format in ("tsv", "jsonl", "parquet"):
+    if cfg.format in (DataFormat.tsv, DataFormat.jsonl, DataFormat.parquet):
         if not cfg.path or "{split}" not in cfg.path:
             raise NMTError(f"data.path must be a file pattern containing {{split}} for format={cfg.format}")
         return load_table(cfg.path, cfg.format, stem, cfg.src_lang, cfg.tgt_lang)
-    if cfg.format == "hub":
-        if not cfg.hub_name:
-            raise NMTError("data.hub_name is not set for format=hub")
-        return load_hub(cfg.hub_name, cfg.hub_config, stem, cfg.src_lang, cfg.tgt_lang)
-    raise NMTError(f"unknown data.format {cfg.format!r}: use text, tsv, jsonl, parquet or hub")
+    if not cfg.hub_name:
+        raise NMTError("data.hub_name is not set for format=hub")
+    return load_hub(cfg.hub_name, cfg.hub_config, stem, cfg.src_lang, cfg.tgt_lang)

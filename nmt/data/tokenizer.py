@@ -96,7 +96,7 @@ def _train_one(sentences: Iterable[str], n: int, cfg: DataConfig, vocab_size: in
             sentence_iterator=sample(sentences, n, cfg.spm_input_sentence_size),
             model_writer=buf,
             vocab_size=vocab_size,
-            model_type=cfg.spm_model_type,
+            model_type=str(cfg.spm_model_type),
             character_coverage=cfg.character_coverage,
             input_sentence_size=cfg.spm_input_sentence_size,
             shuffle_input_sentence=True,

@@ -6,32 +6,24 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nmt.choices import Cell
 from nmt.model.gru import EquationsGRU, GRUCell
 
 
-def _check_cell(cell: str, reset_after: bool) -> None:
-    if cell not in ("fused", "equations"):
-        raise ValueError(f"unknown model.cell {cell!r}: use fused or equations")
-    if cell == "fused" and not reset_after:
-        raise ValueError("model.reset_after=false (Cho 2014 form) needs model.cell=equations")
-
-
-def make_gru(input_size: int, hidden_size: int, *, cell: str, reset_after: bool,
+def make_gru(input_size: int, hidden_size: int, *, cell: Cell, reset_after: bool,
              bidirectional: bool = False) -> nn.Module:
     """A single-layer batch-first GRU: ``torch.nn.GRU`` (cell="fused") or :class:`EquationsGRU`.
 
     Both hold the same parameter names, so a state dict trained with one loads into the other.
     """
-    _check_cell(cell, reset_after)
-    if cell == "fused":
+    if cell == Cell.fused:
         return nn.GRU(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
     return EquationsGRU(input_size, hidden_size, reset_after=reset_after, bidirectional=bidirectional)
 
 
-def make_gru_cell(input_size: int, hidden_size: int, *, cell: str, reset_after: bool) -> nn.Module:
+def make_gru_cell(input_size: int, hidden_size: int, *, cell: Cell, reset_after: bool) -> nn.Module:
     """One GRU step ``h' = cell(x, h)``: ``torch.nn.GRUCell`` or :class:`GRUCell` (same parameter names)."""
-    _check_cell(cell, reset_after)
-    if cell == "fused":
+    if cell == Cell.fused:
         return nn.GRUCell(input_size, hidden_size)
     return GRUCell(input_size, hidden_size, reset_after=reset_after)
 

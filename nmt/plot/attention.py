@@ -9,7 +9,8 @@ from nmt.config import DecodeConfig
 from nmt.data.batching import collate
 from nmt.errors import NMTError
 from nmt.plot.common import plt, short, source_tensors
-from nmt.translate import Translator, translate_ids
+from nmt.search import decode_best
+from nmt.translate import Translator
 
 
 def attention_matrix(translator: Translator, sentence: str, dc: DecodeConfig
@@ -20,7 +21,7 @@ def attention_matrix(translator: Translator, sentence: str, dc: DecodeConfig
     if not hasattr(model, "attention_and_features"):
         raise NMTError(f"the checkpoint's model (arch={model.cfg.arch}) has no attention: use an arch=rnnsearch run")
     src, src_len, pieces = source_tensors(translator, [sentence])
-    hyp = translate_ids(model, [src[0].tolist()], dc)[0]
+    hyp = decode_best(model, [src[0].tolist()], dc)[0]
     with torch.no_grad():
         _, weights = model.attention_and_features(collate([src[0].tolist()], [hyp], [0]))
     tgt_pieces = [translator.tokenizer.tgt.id_to_piece(i) for i in hyp] + ["</s>"]

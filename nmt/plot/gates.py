@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nmt.model.encoder import reverse_padded
-from nmt.model.gru import GRUCell
+from nmt.model.encoders import reverse_padded
+from nmt.model.gru import gru_step
 from nmt.plot.common import plt, short, source_tensors
 from nmt.translate import Translator
 
@@ -37,12 +37,12 @@ def gate_trace(rnn: torch.nn.Module, x: torch.Tensor, reset_after: bool) -> tupl
 
     :return: states, reset gates and update gates, each (S, H).
     """
-    cell = GRUCell(rnn.input_size, rnn.hidden_size, reset_after=reset_after)
-    cell.load_state_dict({k: getattr(rnn, f"{k}_l0") for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
+    w_ih, w_hh, b_ih, b_hh = (getattr(rnn, f"{k}_l0") for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    xw = torch.nn.functional.linear(x, w_ih, b_ih)  # (S, 3H)
     h = x.new_zeros(1, rnn.hidden_size)
     trace = []
     for t in range(x.shape[0]):
-        h, r, z = cell.gates(x[t : t + 1], h)
+        h, r, z = gru_step(xw[t : t + 1], h, w_hh, b_hh, reset_after=reset_after)
         trace.append((h[0], r[0], z[0]))
     return tuple(torch.stack(column) for column in zip(*trace, strict=True))
 

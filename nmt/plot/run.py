@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nmt.choices import PlotKind
 from nmt.config import PlotConfig
 from nmt.data.load import read_lines, resolve_path
 from nmt.errors import NMTError
 from nmt.plot import attention, curves, gates, representations
 from nmt.plot.common import save
 from nmt.translate import Translator
-
-KINDS = ("attention", "gates", "curves", "representations")
 
 
 def _run_dir(run: Path) -> Path:
@@ -26,20 +25,18 @@ def _sentence(pc: PlotConfig) -> str:
 
 def run_plot(pc: PlotConfig) -> Path:
     """Compute and write the picture ``pc.kind``; prints and returns its path."""
-    if pc.kind not in KINDS:
-        raise NMTError(f"unknown plot {pc.kind!r}: use one of {', '.join(KINDS)}")
     run = resolve_path(pc.run)
     if not run.exists():
         raise NMTError(f"run not found: {run}")
     out = Path(pc.output).expanduser() if pc.output else _run_dir(run) / "plots" / f"{pc.kind}.png"
-    if pc.kind == "curves":
+    if pc.kind == PlotKind.curves:
         metrics = run if run.suffix == ".jsonl" else _run_dir(run) / "metrics.jsonl"
         fig = curves.draw(curves.read_metrics(metrics))
     else:
         translator = Translator.load(str(run))
-        if pc.kind == "attention":
+        if pc.kind == PlotKind.attention:
             fig = attention.draw(*attention.attention_matrix(translator, _sentence(pc), pc.decode))
-        elif pc.kind == "gates":
+        elif pc.kind == PlotKind.gates:
             fig = gates.draw(*gates.encoder_gates(translator, _sentence(pc)), units=pc.units)
         else:
             if not pc.input:

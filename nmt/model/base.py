@@ -1,0 +1,95 @@
+"""What both models share (:class:`TranslationModel`): the loss, log p(y|x), one decoding step for search,
+state reordering and a self-description for checkpoints.
+
+A model defines ``features(batch)``, the teacher-forced readout (B, T, M) that its ``decoder.out`` (M -> V)
+turns into logits, and ``encode`` / ``step_logits`` for search. Letters: B batch, T target length, M readout
+units, V target vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nmt.choices import Init
+from nmt.config import ModelConfig, to_plain
+from nmt.data.batching import Batch
+from nmt.data.tokenizer import PAD
+from nmt.model.rnn import init_cho2014
+
+
+class TranslationModel(nn.Module):
+    """The base of :class:`~nmt.model.cho2014.RNNEncoderDecoder` and :class:`~nmt.model.rnnsearch.RNNSearch`.
+
+    :param cfg: sizes and options. :param src_vocab: source vocabulary size. :param tgt_vocab: V.
+    """
+
+    decoder: nn.Module
+
+    def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
+
+    @property
+    def rnn_options(self) -> dict:
+        """The settings every GRU and dropout of the model shares."""
+        return {"dropout": self.cfg.dropout, "cell": self.cfg.cell, "reset_after": self.cfg.reset_after}
+
+    def init_weights(self) -> None:
+        """Cho et al. (2014)'s initialisation (``model.init=cho2014``), or torch's defaults as they are."""
+        if self.cfg.init == Init.cho2014:
+            init_cho2014(self, self.cfg.init_std)
+
+    def describe(self) -> dict:
+        """What a checkpoint needs to rebuild this model (plain values only)."""
+        return {"config": to_plain(self.cfg), "src_vocab": self.src_vocab, "tgt_vocab": self.tgt_vocab}
+
+    def features(self, batch: Batch) -> Tensor:
+        """Teacher-forced readout features (B, T, M)."""
+        raise NotImplementedError
+
+    def encode(self, src: Tensor, src_len: Tensor) -> NamedTuple:
+        """The decoder's initial state for (B, S) sources of lengths (B,)."""
+        raise NotImplementedError
+
+    def step_logits(self, prev: Tensor, state: NamedTuple) -> tuple[Tensor, NamedTuple]:
+        """Unnormalised scores (B, V) of the next token after ``prev`` (B,), and the new state."""
+        raise NotImplementedError
+
+    def target_logits(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Logits at the real target positions only (padding costs no softmax).
+
+        :return: logits (N, V) and the gold targets (N,), N = the number of non-pad target positions.
+        """
+        mask = batch.tgt_out != PAD
+        return self.decoder.out(self.features(batch)[mask]), batch.tgt_out[mask]
+
+    def loss(self, batch: Batch, label_smoothing: float = 0.0) -> Tensor:
+        """Summed cross-entropy over the batch's target tokens (divide by ``batch.n_tgt_tokens``)."""
+        logits, gold = self.target_logits(batch)
+        return F.cross_entropy(logits, gold, reduction="sum", label_smoothing=label_smoothing)
+
+    def score(self, batch: Batch) -> Tensor:
+        """log p(y|x) of each pair (B,), summed over the target tokens and EOS (Cho 2014's scoring use)."""
+        logp = self.decoder.out(self.features(batch)).log_softmax(-1)  # (B, T, V)
+        tok = logp.gather(-1, batch.tgt_out.unsqueeze(-1)).squeeze(-1)
+        return (tok * (batch.tgt_out != PAD)).sum(-1)
+
+    def step(self, prev: Tensor, state: NamedTuple) -> tuple[Tensor, NamedTuple]:
+        """Log-probabilities (B, V) of the next token after ``prev`` (B,), and the new state."""
+        logits, state = self.step_logits(prev, state)
+        return logits.log_softmax(-1), state
+
+    @staticmethod
+    def reorder(state: NamedTuple, index: Tensor) -> NamedTuple:
+        """Select (and repeat) batch rows of a state, e.g. for beam search: ``index`` (B',)."""
+        rows = [t.index_select(0, index) for t in state]
+        return type(state)(*rows) if hasattr(state, "_fields") else tuple(rows)
+
+
+def n_params(model: nn.Module) -> int:
+    """The number of parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,183 @@
+"""A training run and how it starts: :func:`setup` builds (or, with ``train.resume``, restores) everything the
+loop in nmt.train needs, and :class:`Run` holds it, with the run directory's files: checkpoints (payloads in
+nmt.checkpoint), ``metrics.jsonl`` and the resolved config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from nmt import checkpoint, distributed
+from nmt.allocator import keep_freed_memory
+from nmt.choices import Precision
+from nmt.config import Config, to_plain
+from nmt.data.batching import BatchIterator
+from nmt.data.prepare import Corpus, prepare
+from nmt.data.tokenizer import Tokenizer
+from nmt.errors import NMTError
+from nmt.model import build_model
+from nmt.model.base import TranslationModel
+from nmt.optim import make_optimizer
+
+log = logging.getLogger("nmt.train")
+
+
+@dataclass
+class TrainState:
+    """Everything besides weights and optimizer that a resumed run needs to continue exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of ``epoch`` already done
+    best: float | None = None
+    best_step: int = 0
+    bad_evals: int = 0  # validations since the last improvement (early stopping)
+    plateau_bad: int = 0  # validations since the last improvement or lr drop
+    lr_scale: float = 1.0  # product of plateau drops
+    elapsed_s: float = 0.0  # training wall time so far (kept by the loop's clock)
+    history: list = field(default_factory=list)  # [step, dev BLEU] of every validation
+    bad_in_row: int = 0  # consecutive updates skipped for a non-finite loss or gradient
+    skipped: int = 0  # updates skipped so far in all
+
+    def validated_now(self) -> bool:
+        """Whether the current step has been validated."""
+        return bool(self.history) and self.history[-1][0] == self.step
+
+
+@dataclass
+class Run:
+    """One training run in ``dir``: its model, optimizer, data, state and place in a torchrun job."""
+
+    cfg: Config
+    dist: distributed.Dist
+    dir: Path
+    corpus: Corpus
+    model: TranslationModel
+    opt: torch.optim.Optimizer
+    batches: BatchIterator
+    state: TrainState
+    loss_fn: Callable[..., torch.Tensor]  # model.loss, through DDP under torchrun
+    autocast: Any  # a context manager: bf16 autocast on CUDA, else nothing
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+    def save_weights(self, name: str) -> None:
+        """``best.pt`` or ``step-<N>.pt``: weights, settings and tokenizer."""
+        checkpoint.save(checkpoint.weights_payload(self.model, self.cfg, self.corpus.tokenizer, self.state.step),
+                        self.dir / name)
+
+    def save_last(self) -> None:
+        """``last.pt``, everything a resumed run needs (rank 0 only)."""
+        if self.dist.is_main:
+            checkpoint.save(checkpoint.training_payload(self.model, self.cfg, self.corpus.tokenizer, self.state,
+                                                        self.opt, self.device), self.dir / "last.pt")
+
+    def log_metrics(self, kind: str, values: dict) -> None:
+        """One ``metrics.jsonl`` row (rank 0 only)."""
+        if self.dist.is_main:
+            row = {"kind": kind, "step": self.state.step, "epoch": self.state.epoch + 1, **values}
+            with open(self.dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+def setup(cfg: Config, dist: distributed.Dist | None = None) -> Run:
+    """A new run in ``cfg.run_dir``, or the one there continued (``train.resume``); refuses to overwrite a run
+    unless ``train.overwrite``. Nothing is written until the run is accepted."""
+    tc = cfg.train
+    dist = dist or distributed.Dist(device=distributed.resolve_device(tc.device))
+    if tc.precision == Precision.bf16 and dist.device.type != "cuda":
+        raise NMTError("train.precision=bf16 needs a CUDA device (train.device=cuda or auto with a GPU)")
+    run_dir = Path(cfg.run_dir)
+    resumed = _resumable(cfg, run_dir)
+    if tc.threads > 0:
+        torch.set_num_threads(tc.threads)
+    if dist.device.type == "cpu":
+        keep_freed_memory()  # no page faults on the same large tensors in every update (nmt.allocator)
+    random.seed(tc.seed)
+    torch.manual_seed(tc.seed)
+    tok = Tokenizer(resumed["tokenizer"]["src"], resumed["tokenizer"]["tgt"]) if resumed else None
+    with dist.main_first():  # rank 0 fills the sentencepiece and datasets caches, the others reuse them
+        corpus = prepare(cfg.data, tok)
+    model = build_model(cfg.model, corpus.tokenizer.src_vocab_size, corpus.tokenizer.tgt_vocab_size).to(dist.device)
+    opt = make_optimizer(model, tc)
+    batches = BatchIterator.from_dataset(corpus.train, tc.batch_tokens, shuffle=True, seed=tc.seed,
+                                         max_sentences=tc.batch_sentences)
+    state = _restore(resumed, model, opt, dist, run_dir) if resumed else TrainState()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.precision == Precision.bf16 else None
+    # the loss through DistributedDataParallel under torchrun (after loading, so every rank has the weights)
+    run = Run(cfg, dist, run_dir, corpus, model, opt, batches, state, dist.wrap(model),
+              autocast or contextlib.nullcontext())
+    if dist.is_main:
+        _write_run_files(run, fresh=resumed is None)
+    return run
+
+
+def _resumable(cfg: Config, run_dir: Path) -> dict | None:
+    """The ``last.pt`` to continue (checked against the requested settings), or None for a new run."""
+    last = run_dir / "last.pt"
+    if last.exists() and not cfg.train.resume and not cfg.train.overwrite:
+        raise NMTError(f"{run_dir} already holds a run: pass train.resume=true to continue it, "
+                       "train.overwrite=true to start over, or another run_dir")
+    if not cfg.train.resume:
+        return None
+    if not last.exists():
+        raise NMTError(f"train.resume=true but {last} does not exist")
+    resumed = checkpoint.load(last)
+    checkpoint.check_compatible(resumed, cfg.model, cfg.data)
+    return resumed
+
+
+def _restore(ckpt: dict, model: TranslationModel, opt: torch.optim.Optimizer, dist: distributed.Dist,
+             run_dir: Path) -> TrainState:
+    """Weights, optimizer, random generators and training state from ``last.pt``."""
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    checkpoint.restore_rng(ckpt, dist.device)
+    state = TrainState(**ckpt["train_state"])
+    if dist.is_main:
+        forget_lost_updates(run_dir, state.step)
+    log.info("resumed %s at step %d (epoch %d)", run_dir / "last.pt", state.step, state.epoch + 1)
+    return state
+
+
+def _write_run_files(run: Run, fresh: bool) -> None:
+    """The run directory, the tokenizer and an empty metrics file (a new run), and the resolved config."""
+    run.dir.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        run.corpus.tokenizer.save(run.dir)
+        (run.dir / "metrics.jsonl").unlink(missing_ok=True)
+    (run.dir / "config.json").write_text(json.dumps(to_plain(run.cfg), indent=2))
+    (run.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(run.cfg)))
+
+
+def forget_lost_updates(run_dir: Path, step: int) -> None:
+    """On resume: drop what a killed run wrote after its ``last.pt`` (at ``step``): metrics rows (and a half-written
+    last row), ``step-<N>.pt`` files of later steps and the temporary file of an interrupted save."""
+    later = [p for p in checkpoint.step_checkpoints(run_dir) if int(p.stem.split("-")[1]) > step]
+    for stale in [*run_dir.glob(".*.pt.*.tmp"), *later]:
+        stale.unlink(missing_ok=True)
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            continue
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,76 @@
+"""The shape of the package, as invariants: small files and functions, no import cycles, and the layers in
+order (nothing below the user-facing translate layer imports it)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nmt"
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 300, 40
+# the core that translate.py and the verbs build on: none of it may import nmt.translate
+BELOW_TRANSLATE = ("nmt.model", "nmt.data", "nmt.search", "nmt.train", "nmt.run", "nmt.validate", "nmt.checkpoint",
+                   "nmt.config", "nmt.choices", "nmt.optim", "nmt.progress", "nmt.quantize", "nmt.distributed")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The nmt modules ``name`` imports, at module level or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            base = node.module
+            found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names}
+    return {m for m in found if m in known and m != name}
+
+
+def test_files_and_functions_are_small() -> None:
+    too_long = []
+    for name, path in _modules().items():
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MAX_FILE_LINES:
+            too_long.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}.{node.name}: {length} lines")
+    assert not too_long
+
+
+def test_no_import_cycles() -> None:
+    modules = _modules()
+    graph = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+    # a package's __init__ importing its own submodules is how Python packages work, not a cycle of design
+    graph = {name: {m for m in deps if not m.startswith(name + ".")} for name, deps in graph.items()}
+    done: set[str] = set()
+
+    def visit(name: str, stack: list[str]) -> None:
+        if name in stack:
+            pytest.fail("import cycle: " + " -> ".join([*stack[stack.index(name):], name]))
+        if name in done:
+            return
+        for dep in sorted(graph[name]):
+            visit(dep, [*stack, name])
+        done.add(name)
+
+    for name in graph:
+        visit(name, [])
+
+
+def test_nothing_below_translate_imports_it() -> None:
+    modules = _modules()
+    offenders = [f"{name} imports nmt.translate" for name, path in modules.items()
+                 if name.startswith(BELOW_TRANSLATE) and "nmt.translate" in _imports(name, path, set(modules))]
+    assert not offenders
