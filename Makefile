@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## install torch (CPU wheel) and nmt with its dev tools
 
-train: $(STAMP) ## install if needed, then train on the embedded Spanish-English corpus (25-minute budget)
-	nmt train train.max_minutes=25 $(ARGS)
+train: $(STAMP) ## install if needed, train on the embedded Spanish-English corpus (25 minutes), then test BLEU and examples
+	nmt train train.max_minutes=25 hydra.run.dir=$(RUN) $(ARGS)
+	@echo "--- what the model learned: BLEU on the test split (greedy), and three translations"
+	@nmt evaluate checkpoint=$(RUN) splits=[test] decode=greedy | grep -v '^  \|^hypotheses'
+	@mkdir -p .make && printf '%s\n' $(EXAMPLES) | head -3 > .make/examples3.es
+	@nmt translate checkpoint=$(RUN) input=.make/examples3.es | paste -d '\n' .make/examples3.es - | sed 'n;s/^/  -> /'
 
 NPROC ?= 2
 train-ddp: $(STAMP) ## data-parallel training on NPROC processes of this machine (torchrun; one GPU each, else CPU)

@@ -12,8 +12,10 @@ Format 2 named the model's modules by what they are (``decoder.bridge``, ``decod
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -64,11 +66,21 @@ def load(path: str | Path) -> dict[str, Any]:
             raise NMTError(f"no checkpoint (best.pt or last.pt) in run directory {path}")
     if not path.is_file():
         raise NMTError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04" and magic[:1] != b"\x80":  # neither torch's zip format nor its older pickle
+        raise NMTError(f"{path} is not an nmt checkpoint (not a file written by torch.save)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols and unsafe globals: the error says it
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # weights_only met a Python object other than tensors and plain values
+        raise NMTError(f"corrupt or unsafe checkpoint {path}: it holds pickled Python objects besides tensors and "
+                       "plain values, which nmt never loads (they could run code)") from None
     except Exception as err:  # damaged bytes surface as many types (IndexError, KeyError, zlib.error, ...)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise NMTError(f"corrupt or unsafe checkpoint {path}: {first}") from None
+        detail = "damaged file" if "weights_only" in first else first  # never relay torch's advice to unpickle
+        raise NMTError(f"corrupt or unsafe checkpoint {path}: {detail}") from None
     return _upgrade(ckpt, path)
 
 

@@ -8,23 +8,30 @@
 from __future__ import annotations
 
 import logging
-import re
+import os
+import platform
+import shutil
 import sys
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from nmt.cli_args import prepare_argv
+from nmt.cli_help import verb_help
 from nmt.config import AverageConfig, BenchConfig, Config, EvaluateConfig, PlotConfig, ScoreConfig, TranslateConfig
 from nmt.errors import NMTError
+from nmt.resources import conf_dir
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(conf_dir())
 
 USAGE = """usage: nmt COMMAND [ARGS]
 
@@ -45,7 +52,9 @@ commands:
   bench      measure training and decoding speed, useful FLOP/s and memory (`make bench`)
   help       show this message
 
-Run `nmt COMMAND --help` for the options of a command.
+Run `nmt COMMAND --help` for the options of a command: its config groups and every key with its comment.
+Values are KEY=VALUE (any file name works); short flags: -c CHECKPOINT, -i INPUT, -o OUTPUT, -r RUN.
+`nmt --version` prints the version; `eval "$(nmt --shell-completion install=bash)"` completes commands and keys.
 """
 
 
@@ -117,27 +126,30 @@ def to_config(cfg: DictConfig, schema: type = Config):
     return obj
 
 
-def make_task(command: str):
+def make_task(command: str, new_dir: Path | None = None):
     """The Hydra task of ``command``: build its typed config and run it, turning input errors into one line on
-    stderr and exit status 2 (Hydra would print a traceback)."""
+    stderr and exit status 2 (Hydra would print a traceback). ``new_dir``: a folder Hydra creates for this run
+    (the run directory, or the first missing folder above it); a refused run removes it, leaving nothing."""
     schema, verb = COMMANDS[command]
+
+    def refuse(message: str) -> None:
+        print(f"nmt {command}: error: {message}", file=sys.stderr)
+        if new_dir is not None and new_dir.is_dir() and all(p.is_dir() or p.suffix == ".log"
+                                                            for p in new_dir.rglob("*")):
+            shutil.rmtree(new_dir, ignore_errors=True)
+        sys.exit(2)
 
     def task(cfg: DictConfig) -> None:
         try:
             verb(to_config(cfg, schema))
         except MissingMandatoryValue as err:
-            print(f"nmt {command}: error: missing value for {err.full_key}: give it on the command line "
-                  f"({err.full_key}=...)", file=sys.stderr)
-            sys.exit(2)
+            refuse(f"missing value for {err.full_key}: give it on the command line ({err.full_key}=...)")
         except NMTError as err:
-            print(f"nmt {command}: error: {err}", file=sys.stderr)
-            sys.exit(2)
+            refuse(str(err))
         except OSError as err:  # a full disk, a read-only folder, a file that vanished: one line too
             if isinstance(err, BrokenPipeError):  # `nmt translate ... | head`: not an error of ours to report
                 raise
-            where = f": {err.filename}" if err.filename else ""
-            print(f"nmt {command}: error: {err.strerror or err}{where}", file=sys.stderr)
-            sys.exit(2)
+            refuse(f"{err.strerror or err}{f': {err.filename}' if err.filename else ''}")
         except KeyboardInterrupt:
             sys.exit(130)
 
@@ -157,39 +169,71 @@ def config_error_line(err: Exception) -> str:
     return "; ".join(line.rstrip(".") for line in lines) or type(err).__name__
 
 
-def check_overrides(command: str, argv: list[str]) -> None:
+HYDRA_FLAGS_TO_CHECK = ("--multirun", "-m")  # flags whose overrides are still composed once before Hydra runs
+
+
+def check_overrides(command: str, argv: list[str]) -> DictConfig | None:
     """Compose the config once before Hydra runs it, so that an unknown key or group option, or a value of the
-    wrong type, is a one-line NMTError (exit status 2) instead of Hydra's report (exit status 1). Command lines
-    with flags (--help, --multirun, ...) are left to Hydra."""
-    if any(arg.startswith("-") for arg in argv):
-        return
+    wrong type, is a one-line NMTError (exit status 2) instead of Hydra's report (exit status 1), and nothing
+    (not even an empty multirun folder) is created. With --multirun, each sweep is checked with its first value;
+    other flags (--help, --cfg, ...) are left to Hydra."""
+    overrides = [a for a in argv if a not in HYDRA_FLAGS_TO_CHECK]
+    if any(arg.startswith("-") for arg in overrides):
+        return None
+    if len(overrides) < len(argv):
+        overrides = [_first_of_sweep(o) for o in overrides]
     register_configs()
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            compose(command, overrides=argv, return_hydra_config=True)
+            return compose(command, overrides=overrides, return_hydra_config=True)
     except (CompactHydraException, OmegaConfBaseException) as err:
         raise NMTError(f"bad command line: {config_error_line(err)}") from None
 
 
-def run_hydra(task, config_name: str, argv: list[str]) -> None:
+def _first_of_sweep(override: str) -> str:
+    """``key=a,b`` (a --multirun sweep) as ``key=a``; other overrides as they are."""
+    try:
+        parsed = OverridesParser.create().parse_override(override)
+    except (CompactHydraException, OmegaConfBaseException):
+        return override  # composing reports it
+    if not parsed.is_sweep_override():
+        return override
+    first = next(iter(parsed.sweep_string_iterator()))
+    return f"{parsed.get_key_element()}={first}"
+
+
+def _first_missing(composed: DictConfig | None, argv: list[str]) -> Path | None:
+    """The highest folder of the run directory that does not exist yet (Hydra will create it), for one run."""
+    if composed is None or "--multirun" in argv or "-m" in argv:
+        return None
+    missing, path = None, Path(OmegaConf.select(composed, "hydra.run.dir", default=".")).absolute()
+    while not path.exists():
+        missing, path = path, path.parent
+    return missing
+
+
+def run_hydra(task, config_name: str, argv: list[str], argv0: str | None = None) -> None:
     """Run ``task`` as a Hydra app with ``argv`` as its command line."""
     register_configs()
     app = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(task)
-    sys.argv = [f"nmt {config_name}", *argv]
+    sys.argv = [argv0 or f"nmt {config_name}", *argv]
     app()
 
 
-def quote_text_value(arg: str, key: str) -> str:
-    """``key=free text`` as a quoted Hydra override, so any sentence (accents, punctuation, quotes) passes the
-    override grammar unchanged; other arguments and already quoted values are returned as they are."""
-    name, sep, value = arg.partition("=")
-    if name != key or not sep or (len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""):
-        return arg
-    # Hydra's quoted strings: a quote and an interpolation start "${" are escaped by a backslash, and
-    # backslashes are doubled only where they precede one of those or end the string
-    escaped = re.sub(r"(\\*)('|\$\{|$)", lambda m: m.group(1) * 2 + ("\\" + m.group(2) if m.group(2) else ""),
-                     value)
-    return f"{key}='{escaped}'"
+def shell_completion(argv: list[str]) -> None:
+    """``nmt --shell-completion install=bash`` prints the bash script; the script asks ``nmt -sc query=bash``
+    with the line in COMP_LINE, answered here with the command names, or by the command's own Hydra app."""
+    words = os.environ.get("COMP_LINE", "nmt").split()
+    if not any(a.startswith("query=") for a in argv):
+        run_hydra(make_task("translate"), "translate", argv, argv0="nmt")  # the script names the `nmt` program
+        return
+    line = os.environ.get("COMP_LINE", "")
+    if len(words) < 2 or (len(words) == 2 and not line.endswith(" ")):
+        print(" ".join(c for c in COMMANDS if len(words) < 2 or c.startswith(words[1])))
+        return
+    if words[1] in COMMANDS:
+        os.environ["COMP_LINE"] = "nmt " + line.split(None, 2)[2] if len(words) > 2 or line.endswith(" ") else "nmt "
+        run_hydra(make_task(words[1]), words[1], argv, argv0="nmt")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -198,17 +242,23 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return
+    if argv[0] in ("-V", "--version"):
+        print(f"nmt {version('nmt')} (torch {version('torch')}, Python {platform.python_version()})")
+        return
+    if argv[0] in ("-sc", "--shell-completion"):
+        shell_completion(argv)
+        return
     command, rest = argv[0], argv[1:]
-    if command == "plot":
-        if rest and "=" not in rest[0] and not rest[0].startswith("-"):
-            rest = [f"kind={rest[0]}", *rest[1:]]  # `nmt plot attention ...` means kind=attention
-        rest = [quote_text_value(a, "sentence") for a in rest]
     if command not in COMMANDS:
         print(f"nmt: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         sys.exit(2)
+    if any(a in ("-h", "--help") for a in rest):
+        print(verb_help(command, Path(CONF_DIR)))
+        return
     try:
-        check_overrides(command, rest)
-        run_hydra(make_task(command), command, rest)
+        rest = prepare_argv(command, rest, COMMANDS[command][0])
+        composed = check_overrides(command, rest)
+        run_hydra(make_task(command, _first_missing(composed, rest)), command, rest)
     except NMTError as err:
         print(f"nmt {command}: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -168,6 +168,7 @@ class TrainConfig(Checked):
     patience: int = 8  # validations without improvement before stopping; 0 disables early stopping
     log_every: int = 50  # progress-bar refresh and metrics-file line every this many updates
     max_bad_updates: int = 10  # stop after this many updates in a row skipped for a NaN/inf loss or gradient; 0: never
+    tensorboard: bool = True  # TensorBoard curves in run_dir/tensorboard (tensorboard --logdir runs)
     keep_last: int = 5  # weights-only step-<N>.pt files kept from the latest validations (for nmt average); 0: none
     resume: bool = False  # continue from run_dir/last.pt
     overwrite: bool = False  # start over even if run_dir already holds a checkpoint
@@ -195,6 +196,7 @@ class DecodeConfig(Checked):
     alpha: float = 1.0  # length penalty exponent: score / ((5 + length) / 6) ** alpha (method=beam)
     max_len_ratio: float = 2.0  # output cap: ratio * source pieces + max_len_extra
     max_len_extra: int = 10
+    min_len: int = 1  # no EOS before this many output pieces: a non-empty source never gets an empty translation
     batch_tokens: int = 4096  # source pieces per decoding batch (times the beam size for beam search)
     n_best: int = 1  # nmt translate: > 1 writes Moses n-best lines "id ||| translation ||| score" (method=beam)
 

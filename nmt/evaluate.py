@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import datasets
 import torch
+from tqdm import tqdm
 
-from nmt.config import DataConfig, EvaluateConfig
-from nmt.data.load import check_parallel, load_split, read_lines, resolve_path
+from nmt.choices import DecodeMethod, Quantize
+from nmt.config import DataConfig, EvaluateConfig, to_plain
+from nmt.data.load import check_parallel, existing_file, load_split, read_lines, resolve_path
 from nmt.errors import NMTError
 from nmt.metrics import corpus_scores
 from nmt.translate import Translator
@@ -19,14 +21,20 @@ from nmt.translate import Translator
 
 def _sacrebleu_set(name: str, src_lang: str, tgt_lang: str) -> tuple[list[str], list[str]]:
     """Source and reference lines of a sacrebleu test set (downloaded once by sacrebleu; needs internet)."""
+    from sacrebleu.dataset import DATASETS
     from sacrebleu.utils import get_reference_files, get_source_file
 
     pair = f"{src_lang}-{tgt_lang}"
+    if name not in DATASETS:
+        raise NMTError(f"unknown sacrebleu test set {name!r} (`sacrebleu --list` names them)")
+    if pair not in DATASETS[name].langpairs:
+        raise NMTError(f"sacrebleu test set {name} has no {pair} pair; it has {', '.join(DATASETS[name].langpairs)}")
     try:
         src, refs = get_source_file(name, pair), get_reference_files(name, pair)
-    except (Exception, SystemExit) as err:  # sacrebleu raises several types, or exits, when offline or unknown
+    except (Exception, SystemExit) as err:  # sacrebleu raises several types, or exits, when it cannot download
         reason = str(err) or type(err).__name__
-        raise NMTError(f"cannot get sacrebleu test set {name} ({pair}): {reason} (needs internet once)") from None
+        raise NMTError(f"cannot get sacrebleu test set {name} ({pair}): {reason} (sacrebleu downloads it once: "
+                       "this needs the internet)") from None
     return list(read_lines(Path(src))), list(read_lines(Path(refs[0])))
 
 
@@ -38,10 +46,7 @@ def _test_sets(ec: EvaluateConfig, data: DataConfig) -> dict[str, tuple[list[str
     if (ec.src is None) != (ec.ref is None):
         raise NMTError("give both src and ref files, or neither")
     if ec.src and ec.ref:
-        src, ref = resolve_path(ec.src), resolve_path(ec.ref)
-        for p in (src, ref):
-            if not p.is_file():
-                raise NMTError(f"file not found: {p}")
+        src, ref = existing_file(ec.src, "source"), existing_file(ec.ref, "reference")
         check_parallel(src, ref)
         sets[src.name] = (list(read_lines(src)), list(read_lines(ref)))
     if ec.sacrebleu_set:
@@ -54,31 +59,57 @@ def _test_sets(ec: EvaluateConfig, data: DataConfig) -> dict[str, tuple[list[str
     return sets
 
 
+def output_tag(ec: EvaluateConfig) -> str:
+    """The name an evaluation's outputs carry, from its decoding settings: greedy, beam5, beam5-alpha0.6,
+    beam2-int8, ... (so evaluations with other settings never overwrite each other)."""
+    dc = ec.decode
+    tag = "greedy" if dc.method == DecodeMethod.greedy else f"beam{dc.beam}"
+    if dc.method == DecodeMethod.beam and dc.alpha != 1.0:
+        tag += f"-alpha{dc.alpha:g}"
+    if (dc.max_len_ratio, dc.max_len_extra) != (2.0, 10):
+        tag += f"-len{dc.max_len_ratio:g}+{dc.max_len_extra}"
+    if dc.min_len != 1:
+        tag += f"-min{dc.min_len}"
+    return tag + ("-int8" if ec.quantize == Quantize.int8 else "")
+
+
+def _evaluate_set(translator: Translator, ec: EvaluateConfig, src: list[str], refs: list[str], name: str) -> dict:
+    """Translate one test set (a progress bar on a terminal) and score it; prints the scores."""
+    start = time.perf_counter()
+    with tqdm(total=len(src), unit="sent", desc=name, disable=not sys.stderr.isatty(), leave=False) as bar:
+        hyps = translator.translate(src, ec.decode, max_input_len=ec.max_input_len,
+                                    on_batch=lambda sentences, _: bar.update(sentences))
+    seconds = time.perf_counter() - start
+    scores = corpus_scores(hyps, refs, bootstrap=ec.bootstrap)
+    ci = f" ± {scores['bleu']['ci95']}" if "ci95" in scores["bleu"] else ""
+    print(f"{name}: BLEU {scores['bleu']['score']:.2f}{ci} | chrF {scores['chrf']['score']:.2f} | "
+          f"TER {scores['ter']['score']:.2f} | {len(src)} sentences in {seconds:.1f} s", flush=True)
+    print(f"  {scores['bleu']['signature']}", flush=True)
+    return {"hyps": hyps, **scores, "sentences": len(src), "seconds": round(seconds, 2),
+            "sentences_per_s": round(len(src) / max(seconds, 1e-9), 1)}
+
+
 def evaluate(ec: EvaluateConfig) -> dict:
-    """Translate and score every configured test set; returns the report that is also written as JSON."""
+    """Translate and score every configured test set; returns the report that is also written as JSON, beside
+    the hypotheses, as ``<out_dir>/report.<tag>.json`` and ``<set>.<tag>.hyp`` (:func:`output_tag`)."""
     if ec.threads > 0:
         torch.set_num_threads(ec.threads)
     datasets.disable_progress_bars()
     ckpt_path = resolve_path(ec.checkpoint)
     translator = Translator.load(str(ckpt_path), ec.quantize)
     data = DataConfig.from_dict(translator.config["data"])
-    out_dir = Path(ec.out_dir) if ec.out_dir else (ckpt_path if ckpt_path.is_dir() else ckpt_path.parent) / "eval"
+    sets = _test_sets(ec, data)
+    run_dir = ckpt_path if ckpt_path.is_dir() else ckpt_path.parent
+    out_dir = resolve_path(ec.out_dir) if ec.out_dir else run_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = {"checkpoint": str(ckpt_path), "step": translator.step, "quantize": ec.quantize,
-              "decode": asdict(ec.decode), "sets": {}}
-    for name, (src, refs) in _test_sets(ec, data).items():
-        start = time.perf_counter()
-        hyps = translator.translate(src, ec.decode, max_input_len=ec.max_input_len)
-        seconds = time.perf_counter() - start
-        (out_dir / f"{name}.{ec.decode.method}.hyp").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-        scores = corpus_scores(hyps, refs, bootstrap=ec.bootstrap)
-        report["sets"][name] = {**scores, "sentences": len(src), "seconds": round(seconds, 2),
-                                "sentences_per_s": round(len(src) / max(seconds, 1e-9), 1)}
-        ci = f" ± {scores['bleu']['ci95']}" if "ci95" in scores["bleu"] else ""
-        print(f"{name}: BLEU {scores['bleu']['score']:.2f}{ci} | chrF {scores['chrf']['score']:.2f} | "
-              f"TER {scores['ter']['score']:.2f} | {len(src)} sentences in {seconds:.1f} s", flush=True)
-        print(f"  {scores['bleu']['signature']}", flush=True)
-    path = out_dir / f"report.{ec.decode.method}.json"
+    tag = output_tag(ec)
+    report = {"checkpoint": str(ckpt_path), "step": translator.step, "quantize": str(ec.quantize),
+              "decode": to_plain(ec.decode), "sets": {}}
+    for name, (src, refs) in sets.items():
+        result = _evaluate_set(translator, ec, src, refs, name)
+        (out_dir / f"{name}.{tag}.hyp").write_text("".join(h + "\n" for h in result.pop("hyps")), encoding="utf-8")
+        report["sets"][name] = result
+    path = out_dir / f"report.{tag}.json"
     path.write_text(json.dumps(report, indent=2))
     print(f"hypotheses and {path.name} in {out_dir}", flush=True)
     return report

@@ -20,20 +20,24 @@ class Progress:
         self.interactive = sys.stderr.isatty() and run.dist.is_main
         self.bar = tqdm(total=total, initial=run.state.step, unit="step", dynamic_ncols=True,
                         disable=not self.interactive)
-        self.tokens, self.loss, self.window_start = 0, 0.0, time.monotonic()
+        self.tokens, self.loss, self.norms, self.window_start = 0, 0.0, [], time.monotonic()
 
-    def update(self, loss: float, n_tokens: int) -> None:
-        """Count one update (its summed loss and target tokens); every ``log_every`` updates, report the window."""
+    def update(self, loss: float, n_tokens: int, grad_norm: float) -> None:
+        """Count one update (its summed loss, target tokens and gradient norm before clipping); every
+        ``log_every`` updates, report the window (metrics.jsonl, TensorBoard, the bar or a log line)."""
         s, tc = self.run.state, self.run.cfg.train
         self.tokens += n_tokens
         self.loss += loss
+        self.norms.append(grad_norm)
         self.bar.update(1)
         if s.step % tc.log_every or not self.run.dist.is_main:
             return
         rate = self.tokens / max(time.monotonic() - self.window_start, 1e-9)
         avg = self.loss / max(self.tokens, 1)
-        self.run.log_metrics("train", {"loss": avg, "ppl": math.exp(min(avg, 50)), "tgt_tok_s": rate,
-                                       "lr": self.run.opt.param_groups[0]["lr"], "elapsed_s": s.elapsed_s})
+        values = {"loss": avg, "ppl": math.exp(min(avg, 50)), "tgt_tok_s": rate,
+                  "lr": self.run.opt.param_groups[0]["lr"], "grad_norm": sum(self.norms) / len(self.norms)}
+        self.run.log_metrics("train", {**values, "elapsed_s": s.elapsed_s})
+        self.run.board.scalars("train", values, s.step)
         self.bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{rate:,.0f}", epoch=s.epoch + 1)
         if not self.interactive:
             eta = (self.total - s.step) * s.elapsed_s / max(s.step, 1)
@@ -41,7 +45,7 @@ class Progress:
                 eta = min(eta, tc.max_minutes * 60 - s.elapsed_s)
             print(f"step {s.step}/{self.total} | epoch {s.epoch + 1} | loss {avg:.3f} | {rate:,.0f} tgt tok/s | "
                   f"{s.elapsed_s / 60:.1f} min | eta {eta / 60:.1f} min", flush=True)
-        self.tokens, self.loss, self.window_start = 0, 0.0, time.monotonic()
+        self.tokens, self.loss, self.norms, self.window_start = 0, 0.0, [], time.monotonic()
 
     def close(self) -> None:
         self.bar.close()

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from nmt import checkpoint, distributed
 from nmt.allocator import keep_freed_memory
+from nmt.board import Board
 from nmt.choices import Precision
 from nmt.config import Config, to_plain
 from nmt.data.batching import BatchIterator
@@ -68,6 +69,7 @@ class Run:
     state: TrainState
     loss_fn: Callable[..., torch.Tensor]  # model.loss, through DDP under torchrun
     autocast: Any  # a context manager: bf16 autocast on CUDA, else nothing
+    board: Board  # TensorBoard curves (rank 0, train.tensorboard)
 
     @property
     def device(self) -> torch.device:
@@ -118,9 +120,10 @@ def setup(cfg: Config, dist: distributed.Dist | None = None) -> Run:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.precision == Precision.bf16 else None
     # the loss through DistributedDataParallel under torchrun (after loading, so every rank has the weights)
     run = Run(cfg, dist, run_dir, corpus, model, opt, batches, state, dist.wrap(model),
-              autocast or contextlib.nullcontext())
+              autocast or contextlib.nullcontext(), Board(run_dir, False))
     if dist.is_main:
         _write_run_files(run, fresh=resumed is None)
+        run.board = Board(run_dir, tc.tensorboard, state.step)
     return run
 
 

@@ -11,7 +11,7 @@ import torch
 
 from nmt.config import ScoreConfig
 from nmt.data.batching import collate, token_batches
-from nmt.data.load import check_parallel, read_lines, resolve_path
+from nmt.data.load import check_parallel, existing_file, read_lines, resolve_path
 from nmt.errors import NMTError
 from nmt.translate import Translator
 
@@ -31,16 +31,9 @@ def score_pairs(translator: Translator, src: Sequence[str], tgt: Sequence[str], 
     return out
 
 
-def _existing(path: str, what: str) -> Path:
-    p = resolve_path(path)
-    if not p.is_file():
-        raise NMTError(f"{what} file not found: {p}")
-    return p
-
-
 def _pairs(sc: ScoreConfig) -> tuple[list[str], list[str]]:
     if sc.tsv:
-        path = _existing(sc.tsv, "tsv")
+        path = existing_file(sc.tsv, "tsv")
         src, tgt = [], []
         for n, line in enumerate(read_lines(path), start=1):
             cols = line.split("\t")
@@ -51,14 +44,14 @@ def _pairs(sc: ScoreConfig) -> tuple[list[str], list[str]]:
         return src, tgt
     if not (sc.src and sc.tgt):
         raise NMTError("give src and tgt files, a tsv file, or src with an nbest list")
-    s, t = _existing(sc.src, "source"), _existing(sc.tgt, "target")
+    s, t = existing_file(sc.src, "source"), existing_file(sc.tgt, "target")
     check_parallel(s, t)
     return list(read_lines(s)), list(read_lines(t))
 
 
 def _rescore_nbest(translator: Translator, sc: ScoreConfig) -> list[str]:
     """Append ``feature= logprob`` to each n-best entry; with ``rerank``, reorder each list by the new total."""
-    src_path, nbest_path = _existing(sc.src or "", "source"), _existing(sc.nbest or "", "n-best")
+    src_path, nbest_path = existing_file(sc.src or "", "source"), existing_file(sc.nbest or "", "n-best")
     sources = list(read_lines(src_path))
     entries = []
     for n, line in enumerate(read_lines(nbest_path), start=1):

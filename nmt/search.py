@@ -11,7 +11,7 @@ Letters: B batch, S source length, K beam, V vocabulary.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +45,13 @@ def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
     return ((5 + length) / 6) ** alpha
 
 
-def _no_specials(scores: Tensor) -> Tensor:
-    """Forbid PAD and BOS as outputs: (N, V) log-probabilities or logits -> the same, in place."""
+def _no_specials(scores: Tensor, eos_too: bool = False) -> Tensor:
+    """Forbid PAD and BOS as outputs (and EOS while the output is shorter than the minimum length): (N, V)
+    log-probabilities or logits -> the same, in place."""
     scores[:, PAD] = float("-inf")
     scores[:, BOS] = float("-inf")
+    if eos_too:
+        scores[:, EOS] = float("-inf")
     return scores
 
 
@@ -60,10 +63,11 @@ def _drop_done(keep: list[int], *tensors: Tensor) -> tuple[Tensor, ...]:
 
 
 @torch.no_grad()
-def greedy(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor) -> list[Hypothesis]:
+def greedy(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, min_len: int = 0) -> list[Hypothesis]:
     """The most probable token at every step, for a whole batch at once.
 
     :param src: (B, S) ids. :param src_len: (B,) lengths. :param max_len: (B,) output caps.
+    :param min_len: no EOS before this many output tokens.
     :return: one hypothesis per sentence (scores NaN: the argmax needs no softmax).
     """
     state = model.encode(src, src_len)
@@ -74,7 +78,7 @@ def greedy(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor) -> list[Hy
     step = getattr(model, "step_logits", model.step)
     for t in range(int(max(caps, default=0))):
         scores, state = step(prev, state)
-        prev = _no_specials(scores).argmax(-1)
+        prev = _no_specials(scores, t < min_len).argmax(-1)
         keep = []
         for row, (i, token) in enumerate(zip(alive, prev.tolist(), strict=True)):
             if token != EOS:
@@ -127,13 +131,13 @@ class _Finished:
 
 @torch.no_grad()
 def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, beam: int, alpha: float = 1.0,
-                n_best: int = 1) -> list[list[Hypothesis]]:
+                n_best: int = 1, min_len: int = 0) -> list[list[Hypothesis]]:
     """Batched beam search: B sentences x K beams advance together in one (B*K, ...) state.
 
     At each step the 2K best continuations of each sentence are taken from top-k over K*V; those ending in EOS
     among the first K are finished, the K best others continue. K finished or the length cap end a sentence.
 
-    :param max_len: (B,) output caps. :param beam: K. :param alpha: length penalty exponent.
+    :param max_len: (B,) caps. :param beam: K. :param alpha: length penalty exponent. :param min_len: no EOS before.
     :return: per sentence, the ``n_best`` hypotheses with the highest ``score``, best first.
     """
     b, k, dev = src.shape[0], beam, src.device
@@ -142,13 +146,13 @@ def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, be
     alive = list(range(b))  # the sentences still searched, in state order (n of them)
     cum = torch.full((b, k), float("-inf"), device=dev)  # (n, K) log-probabilities of the live beams
     cum[:, 0] = 0.0  # only beam 0 is alive at the start
-    tokens = torch.full((b * k, 0), BOS, dtype=torch.long, device=dev)  # (n*K, t) their tokens
-    prev = torch.full((b * k,), BOS, dtype=torch.long, device=dev)
+    tokens, prev = torch.empty((b * k, 0), dtype=torch.long, device=dev), torch.full((b * k,), BOS, device=dev)
     for t in range(int(max(fin.caps, default=0))):
         n = len(alive)
         logp, state = model.step(prev, state)
         vocab = logp.shape[-1]
-        top, idx = (cum.view(-1, 1) + _no_specials(logp)).view(n, k * vocab).topk(min(2 * k, k * vocab), dim=-1)
+        cand = (cum.view(-1, 1) + _no_specials(logp, t < min_len)).view(n, k * vocab)
+        top, idx = cand.topk(min(2 * k, k * vocab), dim=-1)
         src_beam, tok = idx // vocab, idx % vocab  # (n, 2K)
         fin.take_eos(alive, top, src_beam, tok, tokens)
         cum, order = top.masked_fill(tok == EOS, float("-inf")).topk(k, dim=-1)  # (n, K) best non-EOS
@@ -174,15 +178,18 @@ def search(model: Any, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[
     batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids))).to(next(model.parameters()).device)
     caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
     if dc.method == DecodeMethod.beam:
-        return beam_search(model, batch.src, batch.src_len, caps, beam=dc.beam, alpha=dc.alpha, n_best=dc.n_best)
-    return [[h] for h in greedy(model, batch.src, batch.src_len, caps)]
+        return beam_search(model, batch.src, batch.src_len, caps, beam=dc.beam, alpha=dc.alpha, n_best=dc.n_best,
+                           min_len=dc.min_len)
+    return [[h] for h in greedy(model, batch.src, batch.src_len, caps, dc.min_len)]
 
 
 @torch.no_grad()
-def decode_all(model: Any, ids: Sequence[Sequence[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
+def decode_all(model: Any, ids: Sequence[Sequence[int]], dc: DecodeConfig,
+               on_batch: Callable[[int, int], None] | None = None) -> list[list[Hypothesis]]:
     """Hypotheses (best first) for each source id list, in input order; an empty source gets none.
 
-    Sources are sorted by length and batched by ``dc.batch_tokens`` (divided by the beam size for beam search).
+    Sources are sorted by length and batched by ``dc.batch_tokens`` (divided by the beam size for beam search);
+    ``on_batch(sentences, source_pieces)`` is called after each batch (a progress bar).
     """
     out: list[list[Hypothesis]] = [[] for _ in ids]
     todo = [i for i, x in enumerate(ids) if len(x)]
@@ -192,6 +199,8 @@ def decode_all(model: Any, ids: Sequence[Sequence[int]], dc: DecodeConfig) -> li
         rows = [todo[j] for j in group]
         for i, hyps in zip(rows, search(model, [list(ids[i]) for i in rows], dc), strict=True):
             out[i] = hyps
+        if on_batch:
+            on_batch(len(rows), sum(lens[j] for j in group))
     return out
 
 

@@ -10,6 +10,7 @@ import math
 import sys
 import time
 from dataclasses import asdict
+from typing import NamedTuple
 
 import torch
 from tqdm import tqdm
@@ -61,6 +62,7 @@ def fit(run: Run) -> TrainState:
         elif not s.validated_now():
             validation_step(run)
     progress.close()
+    run.board.close()
     if run.dist.is_main:
         _report(run, reason or "max_epochs", stop.signal_name)
     return s
@@ -76,10 +78,11 @@ def run_epoch(run: Run, stop: StopRequest, progress: Progress, started: float) -
     batches = run.batches.epoch(s.epoch)
     while s.batch_in_epoch + dist.world_size <= len(batches):
         batch = run.batches.make(batches[s.batch_in_epoch + dist.rank]).to(run.device)
-        loss, n_tokens = update(run, batch)
+        done = update(run, batch)
         s.batch_in_epoch += dist.world_size
         s.elapsed_s = time.monotonic() - started
-        progress.update(loss or 0.0, n_tokens if loss is not None else 0)
+        progress.update(done.loss or 0.0, n_tokens=done.n_tokens if done.loss is not None else 0,
+                        grad_norm=done.grad_norm)
         reason = _limit_reached(run, stop)
         if stop.signal_name:
             return f"stopped by {stop.signal_name}"
@@ -104,9 +107,16 @@ def _limit_reached(run: Run, stop: StopRequest) -> str | None:
     return "max_minutes" if out_of_time else None
 
 
-def update(run: Run, batch: Batch) -> tuple[float | None, int]:
-    """One optimizer step on a batch (on every rank: the union of the ranks' batches); returns the summed loss
-    (None when the update was skipped) and the number of target tokens of the step.
+class Update(NamedTuple):
+    """What one update did."""
+
+    loss: float | None  # the summed loss; None when the update was skipped
+    n_tokens: int  # target tokens of the step (on every rank: all ranks' tokens)
+    grad_norm: float  # the gradient norm before clipping (nan when skipped for its loss)
+
+
+def update(run: Run, batch: Batch) -> Update:
+    """One optimizer step on a batch (on every rank: the union of the ranks' batches).
 
     A non-finite loss or gradient norm skips the update (the weights and optimizer stay as they were; the batch
     still counts as a step). Under torchrun the loss and the gradient norm are the same on every rank (summed and
@@ -121,17 +131,17 @@ def update(run: Run, batch: Batch) -> tuple[float | None, int]:
     total_loss, n_tokens = dist.sum_loss_tokens(loss, batch.n_tgt_tokens)
     run.opt.zero_grad(set_to_none=True)
     if not math.isfinite(total_loss) and not dist.enabled:
-        return _skip_update(run, f"loss {total_loss}"), n_tokens
+        return Update(_skip_update(run, f"loss {total_loss}"), n_tokens, math.nan)
     (loss / dist.loss_denominator(n_tokens)).backward()
     # max_norm=inf measures the norm without scaling anything
     norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), tc.clip_norm if tc.clip_norm > 0 else math.inf)
     if not (math.isfinite(total_loss) and torch.isfinite(norm)):
         run.opt.zero_grad(set_to_none=True)
         what = f"loss {total_loss}" if not math.isfinite(total_loss) else f"gradient norm {norm.item()}"
-        return _skip_update(run, what), n_tokens
+        return Update(_skip_update(run, what), n_tokens, float(norm))
     run.opt.step()
     s.bad_in_row = 0
-    return total_loss, n_tokens
+    return Update(total_loss, n_tokens, float(norm))
 
 
 def _skip_update(run: Run, what: str) -> None:
@@ -177,6 +187,8 @@ def _validate_and_keep_best(run: Run) -> bool:
             old.unlink(missing_ok=True)
     lr = learning_rate(max(s.step, 1), tc, s.lr_scale)
     run.log_metrics("dev", {"loss": dev.loss, "ppl": dev.ppl, "bleu": dev.bleu, "lr": lr})
+    run.board.scalars("dev", {"loss": dev.loss, "ppl": dev.ppl, "bleu": dev.bleu}, s.step)
+    run.board.attention(run.model, run.corpus, tc, s.step)
     s.history.append([s.step, round(dev.bleu, 2)])
     tqdm.write(f"step {s.step:>6} | dev loss {dev.loss:.3f} | ppl {dev.ppl:.2f} | BLEU {dev.bleu:.2f} "
                f"| best {s.best:.2f} @ {s.best_step} | lr {lr:.2e} | e.g. {dev.example[:60]!r}", file=sys.stdout)

@@ -4,7 +4,7 @@ translates lines (through nmt.search.decode_all, which batches length-sorted inp
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from nmt import checkpoint
 from nmt.choices import Quantize
@@ -13,7 +13,7 @@ from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.quantize import quantize as quantize_model
-from nmt.search import decode_all, decode_best
+from nmt.search import decode_all
 
 log = logging.getLogger("nmt.translate")
 
@@ -70,20 +70,24 @@ class Translator:
         return ids
 
     def translate(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
-                  first_line: int = 1) -> list[str]:
-        """One translation per input line, in input order; empty lines give empty lines."""
+                  first_line: int = 1, on_batch: Callable[[int, int], None] | None = None) -> list[str]:
+        """One translation per input line, in input order; empty lines give empty lines. ``on_batch``: see
+        nmt.search.decode_all."""
         ids = self.encode(lines, max_input_len, first_line)
-        hyps = decode_best(self.model, ids, dc)
+        hyps = [h[0].tokens if h else [] for h in decode_all(self.model, ids, dc, on_batch)]
         return [text if x else "" for x, text in zip(ids, self.tokenizer.decode_tgt(hyps), strict=True)]
 
     def nbest(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
-              first_line: int = 1) -> list[str]:
-        """Moses-format n-best lines ``id ||| translation ||| score`` (id: 0-based input line; score: the
-        length-normalised log-probability that ranks them), ``dc.n_best`` per non-empty input line."""
+              first_line: int = 1, on_batch: Callable[[int, int], None] | None = None) -> list[str]:
+        """Moses-format n-best lines ``id ||| translation ||| logprob= L ||| score``, ``dc.n_best`` per non-empty
+        input line, best first (id: the 0-based input line; L: log p(translation + EOS | source); score: L over
+        the length penalty, which ranks them). ``nmt score nbest=... rerank=true`` reads them back."""
         out = []
-        for offset, hyps in enumerate(decode_all(self.model, self.encode(lines, max_input_len, first_line), dc)):
+        ids = self.encode(lines, max_input_len, first_line)
+        for offset, hyps in enumerate(decode_all(self.model, ids, dc, on_batch)):
             texts = self.tokenizer.decode_tgt([h.tokens for h in hyps]) if hyps else []
-            out += [f"{first_line - 1 + offset} ||| {t} ||| {h.score:.4f}" for t, h in zip(texts, hyps, strict=True)]
+            out += [f"{first_line - 1 + offset} ||| {t} ||| logprob= {h.logprob:.4f} ||| {h.score:.4f}"
+                    for t, h in zip(texts, hyps, strict=True)]
         return out
 
 

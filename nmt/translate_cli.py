@@ -1,29 +1,62 @@
-"""``nmt translate``: files or stdin in, translations out, one line per line; a prompt on a terminal."""
+"""``nmt translate``: files or stdin in, translations out, one line per line; a prompt with line editing and
+history on a terminal; a progress bar on stderr when it is a terminal."""
 
 from __future__ import annotations
 
+import gzip
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from nmt.config import TranslateConfig
-from nmt.data.load import decode_lines, read_lines, resolve_path
-from nmt.errors import NMTError
+from nmt.data.load import decode_lines, existing_file, read_lines, resolve_path
 from nmt.translate import Translator, chunks
 
 CHUNK = 2000  # lines translated together: bounded memory, good batches
+HISTORY = Path("~/.cache/nmt/translate_history").expanduser()  # the prompt's history, kept between sessions
 
 
 def _interactive(translator: Translator, tc: TranslateConfig) -> None:
+    """A prompt: one sentence a line, with readline's editing (arrows, Ctrl-R) and history when available."""
+    try:
+        import readline  # noqa: F401  (importing it gives input() line editing)
+
+        HISTORY.parent.mkdir(parents=True, exist_ok=True)
+        if HISTORY.is_file():
+            readline.read_history_file(HISTORY)
+    except (ImportError, OSError):
+        readline = None
     print("Type a sentence and press Enter (Ctrl-D to quit).", file=sys.stderr)
-    while True:
-        try:
-            line = input("> ")
-        except EOFError:
-            print(file=sys.stderr)
-            return
-        print(translator.translate([line], tc.decode, max_input_len=tc.max_input_len)[0], flush=True)
+    try:
+        while True:
+            try:
+                line = input("> ")
+            except EOFError:
+                print(file=sys.stderr)
+                return
+            print(translator.translate([line], tc.decode, max_input_len=tc.max_input_len)[0], flush=True)
+    finally:
+        if readline is not None:
+            try:
+                readline.set_history_length(1000)
+                readline.write_history_file(HISTORY)
+            except OSError:
+                pass
+
+
+def _lines(tc: TranslateConfig) -> tuple[Iterable[str], int | None]:
+    """The input lines and, for a file read with a progress bar on the terminal, about how many there are."""
+    if tc.input == "-":
+        return decode_lines(sys.stdin.buffer, "<stdin>"), None
+    path = existing_file(tc.input, "input")
+    if not sys.stderr.isatty():
+        return read_lines(path), None
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        newlines = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    return read_lines(path), newlines
 
 
 def run_translate(tc: TranslateConfig) -> None:
@@ -34,24 +67,26 @@ def run_translate(tc: TranslateConfig) -> None:
     if tc.input == "-" and sys.stdin.isatty():
         _interactive(translator, tc)
         return
-    if tc.input == "-":
-        lines = decode_lines(sys.stdin.buffer, "<stdin>")
-    else:
-        path = Path(tc.input).expanduser()
-        if not path.is_file():
-            raise NMTError(f"input file not found: {path}")
-        lines = read_lines(path)
-    out = sys.stdout if tc.output == "-" else open(Path(tc.output).expanduser(), "w", encoding="utf-8")
+    lines, total = _lines(tc)
+    out = sys.stdout if tc.output == "-" else open(resolve_path(tc.output), "w", encoding="utf-8")
+    bar = tqdm(total=total, unit="sent", desc="translating", disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    pieces = [0]
+
+    def advance(sentences: int, source_pieces: int) -> None:
+        pieces[0] += source_pieces
+        bar.set_postfix(src_tok_s=f"{pieces[0] / max(bar.format_dict['elapsed'], 1e-9):,.0f}", refresh=False)
+        bar.update(sentences)
+
     try:
         done = 0
         for chunk in chunks(lines, CHUNK):
-            if tc.decode.n_best > 1:
-                texts = translator.nbest(chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1)
-            else:
-                texts = translator.translate(chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1)
+            write = translator.nbest if tc.decode.n_best > 1 else translator.translate
+            texts = write(chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1, on_batch=advance)
             out.write("".join(text + "\n" for text in texts))
             out.flush()
             done += len(chunk)
+            bar.update(done - bar.n)  # empty lines are not decoded, but they are done
     finally:
+        bar.close()
         if out is not sys.stdout:
             out.close()

@@ -40,6 +40,11 @@ def dev_cross_entropy(model: TranslationModel, corpus: Corpus, batch_tokens: int
     return total, tokens
 
 
+def greedy_config(cfg: TrainConfig) -> DecodeConfig:
+    """How validation decodes: greedy, with the training config's length cap and batch size."""
+    return DecodeConfig(method=DecodeMethod.greedy, max_len_ratio=cfg.eval_max_len_ratio, batch_tokens=cfg.batch_tokens)
+
+
 @torch.no_grad()
 def validate(model: TranslationModel, corpus: Corpus, cfg: TrainConfig) -> DevScores:
     """Dev loss and perplexity, and BLEU (sacrebleu, detokenized) of greedy translations of the first
@@ -47,9 +52,7 @@ def validate(model: TranslationModel, corpus: Corpus, cfg: TrainConfig) -> DevSc
     model.eval()
     total, tokens = dev_cross_entropy(model, corpus, cfg.batch_tokens)
     n = cfg.eval_max_sentences or len(corpus.dev_src)
-    greedy = DecodeConfig(method=DecodeMethod.greedy, max_len_ratio=cfg.eval_max_len_ratio,
-                          batch_tokens=cfg.batch_tokens)
-    texts = corpus.tokenizer.decode_tgt(decode_best(model, corpus.dev_src[:n], greedy))
+    texts = corpus.tokenizer.decode_tgt(decode_best(model, corpus.dev_src[:n], greedy_config(cfg)))
     model.train()
     loss = total / max(tokens, 1)
     return DevScores(loss, math.exp(min(loss, 50)), bleu(texts, corpus.dev_refs[:n]).score, texts[0] if texts else "")

@@ -199,8 +199,9 @@ def test_format_1_checkpoint_loads_and_computes_what_it_computed_then(arch: str,
     then = json.loads((FIXTURES / "format1-expected.json").read_text())[arch]
     t = Translator.load(str(path))
     assert [lp for lp, _ in score_pairs(t, then["src"], then["tgt"])] == pytest.approx(then["logprob"], abs=1e-4)
-    assert t.translate(then["src"], DecodeConfig()) == then["greedy"]
-    assert t.translate(then["src"], DecodeConfig(method="beam", beam=3)) == then["beam3"]
+    old = {"min_len": 0}  # the decoding of that version (min_len came later)
+    assert t.translate(then["src"], DecodeConfig(**old)) == then["greedy"]
+    assert t.translate(then["src"], DecodeConfig(method="beam", beam=3, **old)) == then["beam3"]
 
 
 def test_format_1_last_pt_resumes(tiny_data_cfg, tmp_path: Path) -> None:
@@ -227,3 +228,12 @@ def test_a_newer_format_is_refused_naming_it(tmp_path: Path, payload: dict) -> N
     torch.save({**payload, "format": "nmt-checkpoint-9"}, path)
     with pytest.raises(NMTError, match=r"format 'nmt-checkpoint-9', which this version \(nmt-checkpoint-2\)"):
         checkpoint.load(path)
+
+
+@pytest.mark.parametrize("content", [b"hello\n", b"model weights, honest\n" * 100, b""], ids=["hello", "text", "empty"])
+def test_a_text_file_is_not_a_checkpoint_and_no_torch_advice_is_given(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "notes.pt"
+    path.write_bytes(content)
+    with pytest.raises(NMTError) as err:
+        checkpoint.load(path)
+    assert str(err.value) == f"{path} is not an nmt checkpoint (not a file written by torch.save)"

@@ -74,3 +74,10 @@ def test_nothing_below_translate_imports_it() -> None:
     offenders = [f"{name} imports nmt.translate" for name, path in modules.items()
                  if name.startswith(BELOW_TRANSLATE) and "nmt.translate" in _imports(name, path, set(modules))]
     assert not offenders
+
+
+def test_every_subpackage_goes_into_the_wheel() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages in pyproject.toml"

@@ -310,6 +310,7 @@ def test_commands_refuse_a_hostile_checkpoint(tmp_path: Path, command: str) -> N
     line = last_line(out.stderr)
     assert line.startswith(f"nmt {command}: error: corrupt or unsafe checkpoint") and "best.pt" in line
     assert "Traceback" not in out.stderr and not marker.exists()
+    assert "weights_only" not in out.stderr and "Warning" not in out.stderr  # no advice to unpickle it anyway
 
 
 def test_resume_refuses_a_hostile_last_pt(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:

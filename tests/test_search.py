@@ -210,3 +210,13 @@ def test_greedy_stops_when_all_rows_are_done() -> None:
 def test_max_lengths() -> None:
     assert max_lengths(torch.tensor([1, 4, 10]), 2.0).tolist() == [12, 18, 30]
     assert max_lengths(torch.tensor([3]), 1.5, extra=0).tolist() == [4]
+
+
+def test_min_len_keeps_a_translation_from_being_empty() -> None:
+    table = {(): {EOS: 0.9, A: 0.1}, (A,): {EOS: 1.0}}  # the model would end at once
+    src, src_len = _src(2)
+    caps = torch.tensor([5, 5])
+    assert _greedy_tokens(PrefixModel(table), src, src_len, caps) == [[], []]
+    assert [h.tokens for h in greedy(PrefixModel(table), src, src_len, caps, 1)] == [[A], [A]]
+    assert [h[0].tokens for h in beam_search(PrefixModel(table), src, src_len, caps, beam=2)] == [[], []]
+    assert [h[0].tokens for h in beam_search(PrefixModel(table), src, src_len, caps, beam=2, min_len=1)] == [[A], [A]]

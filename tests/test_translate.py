@@ -72,11 +72,11 @@ def test_evaluate_writes_scores_signatures_and_hypotheses(run: Path, tmp_path: P
     out = nmt("evaluate", f"checkpoint={run}", "splits=[dev,test]", "decode=beam5", f"out_dir={tmp_path / 'ev'}",
               "bootstrap=50", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    report = json.loads((tmp_path / "ev" / "report.beam.json").read_text())
+    report = json.loads((tmp_path / "ev" / "report.beam5.json").read_text())
     assert set(report["sets"]) == {"dev", "test"} and report["decode"]["beam"] == 5
     for name, res in report["sets"].items():
         assert res["sentences"] == 8
-        assert len((tmp_path / "ev" / f"{name}.beam.hyp").read_text().splitlines()) == 8
+        assert len((tmp_path / "ev" / f"{name}.beam5.hyp").read_text().splitlines()) == 8
         assert "tok:13a" in res["bleu"]["signature"] and "ci95" in res["bleu"]
         assert {"chrf", "ter"} <= set(res)
 
@@ -138,8 +138,53 @@ def test_nbest_output_is_moses_format_sorted_per_line(run: Path, tmp_path: Path,
     assert out.returncode == 0, out.stderr
     rows = [line.split(" ||| ") for line in out.stdout.splitlines()]
     assert [int(r[0]) for r in rows] == [0, 0, 0, 2, 2, 2]  # the empty line 1 has no hypotheses
+    assert all(len(r) == 4 and r[2].startswith("logprob= -") for r in rows)  # id ||| hyp ||| features ||| total
     for i in (0, 2):
-        scores = [float(r[2]) for r in rows if int(r[0]) == i]
+        scores = [float(r[3]) for r in rows if int(r[0]) == i]
         assert scores == sorted(scores, reverse=True)
     out = nmt("translate", f"checkpoint={run}", f"input={src}", "decode.n_best=2", cwd=tmp_path)
     assert out.returncode == 2 and "needs beam search" in last_line(out.stderr)
+
+
+def test_nbest_round_trips_through_score_rerank(run: Path, tmp_path: Path, lines_writer) -> None:
+    src = lines_writer(tmp_path / "in.xx", ["ka lo", "mi ne ru"])
+    nb = nmt("translate", f"checkpoint={run}", f"input={src}", "decode=beam5", "decode.n_best=3",
+             f"output={tmp_path / 'nb'}", cwd=tmp_path)
+    assert nb.returncode == 0, nb.stderr
+    out = nmt("score", f"checkpoint={run}", f"src={src}", f"nbest={tmp_path / 'nb'}", "rerank=true", "weight=0.5",
+              cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = [[f.strip() for f in line.split("|||")] for line in out.stdout.splitlines()]
+    before = {(r[0], r[1]): r for r in (line.split(" ||| ") for line in (tmp_path / "nb").read_text().splitlines())}
+    assert len(rows) == 6 and all(len(r) == 4 for r in rows)
+    sources = (tmp_path / "in.xx").read_text().splitlines()
+    expected = score_pairs(Translator.load(str(run)), [sources[int(r[0])] for r in rows], [r[1] for r in rows])
+    for r, (lp, _) in zip(rows, expected, strict=True):
+        old = before[(r[0], r[1])]
+        nmt_lp = float(r[2].split("nmt=")[1])
+        assert r[2] == f"{old[2]} nmt= {lp:.4f}"  # the beam's features kept, log p(y|x) appended
+        assert abs(float(r[3]) - (float(old[3]) + 0.5 * nmt_lp)) < 1e-3  # total = beam score + weight * log p
+    for i in ("0", "1"):
+        totals = [float(r[3]) for r in rows if r[0] == i]
+        assert totals == sorted(totals, reverse=True)
+
+
+def test_a_folder_as_input_is_named(run: Path, tmp_path: Path) -> None:
+    out = nmt("translate", f"checkpoint={run}", f"input={tmp_path}", cwd=tmp_path)
+    assert out.returncode == 2 and last_line(out.stderr) == f"nmt translate: error: input is a folder, not a file: " \
+        f"{tmp_path}"
+
+
+def test_evaluations_with_other_settings_keep_their_own_files(run: Path, tmp_path: Path) -> None:
+    for args in (["decode=beam5"], ["decode=beam5", "decode.beam=2", "quantize=int8"], ["decode=greedy"]):
+        out = nmt("evaluate", f"checkpoint={run}", "splits=[test]", f"out_dir={tmp_path}", *args, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+    reports = {p.name: json.loads(p.read_text())["decode"]["beam"] for p in tmp_path.glob("report.*.json")}
+    assert reports == {"report.beam5.json": 5, "report.beam2-int8.json": 2, "report.greedy.json": 1}
+    assert {p.name for p in tmp_path.glob("*.hyp")} == {"test.beam5.hyp", "test.beam2-int8.hyp", "test.greedy.hyp"}
+
+
+def test_a_sacrebleu_set_without_the_pair_names_the_pairs_it_has(run: Path, tmp_path: Path) -> None:
+    out = nmt("evaluate", f"checkpoint={run}", "splits=[]", "sacrebleu_set=wmt14", cwd=tmp_path)
+    line = last_line(out.stderr)
+    assert out.returncode == 2 and "wmt14 has no xx-yy pair" in line and "de-en" in line and "internet" not in line

@@ -21,20 +21,28 @@ from typing import IO, TYPE_CHECKING
 from nmt.choices import DataFormat, Split
 from nmt.config import DataConfig
 from nmt.errors import NMTError
+from nmt.resources import EMBEDDED, embedded_corpus
 
 if TYPE_CHECKING:  # imported where used: translating needs none of it (about 110 MB and 0.4 s)
     import datasets
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
 def resolve_path(path: str) -> Path:
-    """A user path: absolute, relative to the working directory, or else relative to the project root."""
-    p = Path(path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    alt = PROJECT_ROOT / p
-    return alt if alt.exists() else p
+    """A user path: absolute or relative to the working directory (``~`` expanded); ``embedded:NAME`` is a corpus
+    that ships with nmt (nmt.resources)."""
+    if path.startswith(EMBEDDED):
+        return embedded_corpus(path[len(EMBEDDED) :])
+    return Path(path).expanduser()
+
+
+def existing_file(path: str, what: str) -> Path:
+    """The user's ``what`` file at ``path`` (nmt.data.load.resolve_path); one-line errors when it is missing or
+    a folder."""
+    p = resolve_path(path)
+    if p.is_dir():
+        raise NMTError(f"{what} is a folder, not a file: {p}")
+    if not p.is_file():
+        raise NMTError(f"{what} file not found: {p}")
+    return p
 
 
 def find_text_file(folder: Path, stem: str) -> Path:

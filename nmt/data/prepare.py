@@ -77,7 +77,8 @@ def tokenize(ds: datasets.Dataset, tok: Tokenizer, key: str) -> datasets.Dataset
 
 
 def prepare(cfg: DataConfig, tokenizer: Tokenizer | None = None) -> Corpus:
-    """Load train and dev, train (or reuse) sentencepiece, tokenize, and filter training pairs by length.
+    """Load train and dev (and check test), train (or reuse) sentencepiece, tokenize, and filter training pairs
+    by length.
 
     Training pairs with an empty side or more than ``cfg.max_len`` pieces on either side are dropped.
     :param tokenizer: use this one (e.g. from a checkpoint being resumed) instead of training one.
@@ -85,6 +86,7 @@ def prepare(cfg: DataConfig, tokenizer: Tokenizer | None = None) -> Corpus:
     datasets.disable_progress_bars()
     train = load_split(cfg, "train")
     dev = load_split(cfg, "dev")
+    load_split(cfg, "test")  # not used in training, but checked now: a bad test split stops the run before it starts
     if tokenizer is None:
         tokenizer = train_or_load(TextColumn(train, "src"), TextColumn(train, "tgt"), cfg)
     key = hashlib.sha256(tokenizer.src_model + b"|" + tokenizer.tgt_model).hexdigest()
