@@ -30,6 +30,7 @@ from nmt.cli_help import verb_help
 from nmt.config import AverageConfig, BenchConfig, Config, EvaluateConfig, PlotConfig, ScoreConfig, TranslateConfig
 from nmt.errors import NMTError
 from nmt.resources import conf_dir
+from nmt.serve.config import ServeConfig
 
 CONF_DIR = str(conf_dir())
 
@@ -50,6 +51,8 @@ commands:
   plot       draw a PNG of a trained run: attention, gates, curves or representations
              (`nmt plot attention run=runs/x sentence="Ein Hund läuft."`, `nmt plot curves run=runs/x`)
   bench      measure training and decoding speed, useful FLOP/s and memory (`make bench`)
+  serve      translate over HTTP: LibreTranslate and OpenNMT APIs, a page with attention and gates
+             (`nmt serve checkpoint=runs/bible-es-en-small`, then open http://127.0.0.1:8000/)
   help       show this message
 
 Run `nmt COMMAND --help` for the options of a command: its config groups and every key with its comment.
@@ -94,6 +97,12 @@ def run_plot(cfg: PlotConfig) -> None:
     run_plot(cfg)
 
 
+def run_serve(cfg: ServeConfig) -> None:
+    from nmt.serve.run import serve
+
+    serve(cfg)
+
+
 def run_bench(cfg: BenchConfig) -> None:
     from nmt.bench import bench
 
@@ -110,6 +119,7 @@ COMMANDS: dict[str, tuple[type, Callable[[Any], None]]] = {
     "average": (AverageConfig, run_average),
     "plot": (PlotConfig, run_plot),
     "bench": (BenchConfig, run_bench),
+    "serve": (ServeConfig, run_serve),
 }
 
 

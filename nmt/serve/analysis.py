@@ -1,0 +1,61 @@
+"""What the page shows of one translation: the source and target pieces, the n-best list, the attention matrix
+(attention models) and the encoder's update and reset gates at every source piece."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from nmt.config import DecodeConfig
+from nmt.data.batching import collate
+from nmt.model.encoders import reverse_padded
+from nmt.plot.gates import gate_trace
+from nmt.search import decode_all
+from nmt.translate import Translator
+
+
+def _number(x: float) -> float | None:
+    """JSON has no NaN: greedy search computes no scores."""
+    return None if math.isnan(x) else round(x, 4)
+
+
+@torch.no_grad()
+def analyze(translator: Translator, sentence: str, dc: DecodeConfig, max_input_len: int) -> dict[str, Any]:
+    """One sentence translated as ``dc`` says, with what the model did on the way (plain JSON values)."""
+    model, tok = translator.model, translator.tokenizer
+    ids = translator.encode([sentence], max_input_len)[0]
+    if not ids:
+        return {"source_pieces": [], "target_pieces": [], "translation": "", "nbest": [], "attention": None,
+                "gates": None}
+    hyps = decode_all(model, [ids], dc)[0]
+    best = hyps[0].tokens
+    texts = tok.decode_tgt([h.tokens for h in hyps])
+    out = {"source_pieces": [tok.src.id_to_piece(i) for i in ids],
+           "target_pieces": [tok.tgt.id_to_piece(i) for i in best] + ["</s>"], "translation": texts[0],
+           "nbest": [{"translation": t, "logprob": _number(h.logprob), "score": _number(h.score)}
+                     for t, h in zip(texts, hyps, strict=True)],
+           "attention": None, "gates": _gates(translator, ids)}
+    if hasattr(model, "attention_and_features"):  # (T+1, S): one row per target piece and the end of sentence
+        batch = collate([ids], [best], [0]).to(next(model.parameters()).device)
+        out["attention"] = [[round(float(w), 4) for w in row] for row in model.attention_and_features(batch)[1][0]]
+    return out
+
+
+def _gates(translator: Translator, ids: list[int]) -> dict[str, Any] | None:
+    """The forward encoder GRU's update and reset gates, averaged over units, at each source piece (in source
+    order, whichever way the encoder reads). None for a quantized model (its weights are packed)."""
+    model = translator.model
+    rnn = model.encoder.rnn
+    if not hasattr(rnn, "weight_ih_l0") or not isinstance(rnn.weight_ih_l0, torch.Tensor):
+        return None
+    src, length = torch.tensor([ids]), torch.tensor([len(ids)])
+    reverse = bool(getattr(model.encoder, "reverse", False))
+    x = model.encoder.embed(reverse_padded(src, length) if reverse else src)[0]
+    _, resets, updates = gate_trace(rnn, x, model.cfg.reset_after)
+    z, r = updates.mean(1), resets.mean(1)
+    if reverse:
+        z, r = z.flip(0), r.flip(0)
+    return {"update": [round(float(v), 4) for v in z], "reset": [round(float(v), 4) for v in r],
+            "reading": "right to left" if reverse else "left to right"}

@@ -1,0 +1,159 @@
+"""The HTTP API: LibreTranslate's (``POST /translate``, ``GET /languages``), OpenNMT-py's server
+(``POST /translator/translate``, ``GET /models``), ``GET /health``, and nmt's own ``POST /analyze`` (n-best,
+attention, gates) and ``POST /score``; the page at ``/``; the OpenAPI schema at ``/docs``.
+
+Every error is a JSON object ``{"error": "..."}`` with a 4xx status: 400 bad JSON or an unknown language pair,
+404 an unknown model, 413 a body or request over its limit, 415 a body that is not JSON, 422 wrong types or a
+sentence over its length limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from importlib.resources import files
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nmt.score import score_pairs
+from nmt.serve import schemas
+from nmt.serve.analysis import analyze
+from nmt.serve.config import ServeConfig
+from nmt.serve.engine import ServedModel, clean, search_config
+from nmt.serve.limits import BodyLimit
+
+STATIC = files("nmt.serve") / "static"
+
+
+def create_app(models: list[ServedModel], sc: ServeConfig, executor: ThreadPoolExecutor) -> FastAPI:
+    """The app serving ``models`` (their batchers run while the app does; ``executor`` is shut down after)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(m.batcher.run()) for m in models]
+        yield
+        for task in tasks:
+            task.cancel()
+        executor.shutdown(wait=True)
+
+    app = FastAPI(title="nmt", summary="GRU encoder-decoder translation (Cho et al. 2014; RNNsearch)",
+                  lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_bytes=sc.max_body_bytes)
+    app.state.models = {m.name: m for m in models}
+    _errors(app)
+    _info_routes(app, models)
+    _translation_routes(app, models, sc)
+    _own_routes(app, models, sc)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    return app
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's and Starlette's own (404, 405, bad bodies)
+    async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": err.detail}, status_code=err.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        problems = err.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            return JSONResponse({"error": "the body is not valid JSON"}, status_code=400)
+        where = lambda p: ".".join(str(x) for x in p.get("loc", ()) if x != "body") or "body"  # noqa: E731
+        return JSONResponse({"error": "; ".join(f"{where(p)}: {p.get('msg')}" for p in problems[:5])},
+                            status_code=422)
+
+
+def _check(sentences: list[str], sc: ServeConfig, n_best: int = 1) -> None:
+    if len(sentences) > sc.max_sentences:
+        raise HTTPException(413, f"{len(sentences)} sentences in one request; the limit is max_sentences="
+                                 f"{sc.max_sentences}")
+    for i, s in enumerate(sentences):
+        if len(s) > sc.max_chars:
+            raise HTTPException(422, f"sentence {i} has {len(s)} characters; the limit is max_chars={sc.max_chars}")
+    if n_best > sc.max_n_best:
+        raise HTTPException(422, f"{n_best} hypotheses asked for; the limit is max_n_best={sc.max_n_best}")
+
+
+def _model(models: list[ServedModel], name: str | None) -> ServedModel:
+    if name is None:
+        return models[0]
+    found = [m for m in models if m.name == name]
+    if not found:
+        raise HTTPException(404, f"unknown model {name!r}; GET /models lists them")
+    return found[0]
+
+
+def _info_routes(app: FastAPI, models: list[ServedModel]) -> None:
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:
+        return (STATIC / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "models": [m.name for m in models]}
+
+    @app.get("/models")
+    async def list_models() -> list[dict]:
+        return [{"model_id": i, **m.describe()} for i, m in enumerate(models)]
+
+    @app.get("/languages")
+    async def languages() -> list[dict]:
+        codes = {m.src_lang: sorted({x.tgt_lang for x in models if x.src_lang == m.src_lang}) for m in models}
+        return [{"code": code, "name": code, "targets": targets} for code, targets in codes.items()]
+
+
+def _translation_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig) -> None:
+    @app.post("/translate", response_model=schemas.LibreResponse, response_model_exclude_none=True)
+    async def libre(req: schemas.LibreRequest) -> dict:
+        lines = [req.q] if isinstance(req.q, str) else req.q
+        _check(lines, sc, req.alternatives + 1)
+        pair = [m for m in models if m.tgt_lang == req.target and req.source in ("auto", m.src_lang)]
+        if not pair:
+            have = ", ".join(f"{m.src_lang}-{m.tgt_lang}" for m in models)
+            raise HTTPException(400, f"no model translates {req.source} to {req.target}; this server has {have}")
+        model = pair[0]
+        hyps = await model.translate(lines, search_config(sc.decode, None, None, req.alternatives + 1),
+                                     sc.max_input_len)
+        texts = [model.texts(h) if h else [""] for h in hyps]
+        out = {"translatedText": [t[0] for t in texts] if isinstance(req.q, list) else texts[0][0]}
+        if req.alternatives:
+            alts = [t[1:] for t in texts]
+            out["alternatives"] = alts if isinstance(req.q, list) else alts[0]
+        return out
+
+    @app.post("/translator/translate", response_model=list[list[schemas.OnmtResult]])
+    async def onmt(items: list[schemas.OnmtItem]) -> list[list[dict]]:
+        _check([x.src for x in items], sc)
+        if any(not 0 <= x.id < len(models) for x in items):
+            raise HTTPException(404, f"unknown model id; GET /models lists ids 0 to {len(models) - 1}")
+        results = await asyncio.gather(*(models[x.id].translate([x.src], sc.decode, sc.max_input_len) for x in items))
+        out = []
+        for item, (hyps,) in zip(items, results, strict=True):
+            text = models[item.id].texts(hyps[:1])[0] if hyps else ""
+            score = hyps[0].logprob if hyps and hyps[0].logprob == hyps[0].logprob else None
+            out.append({"src": item.src, "tgt": text, "n_best": 1, "pred_score": score})
+        return [out]
+
+
+def _own_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig) -> None:
+    @app.post("/analyze")
+    async def analyze_one(req: schemas.AnalyzeRequest) -> dict:
+        _check([req.q], sc, req.n_best)
+        model = _model(models, req.model)
+        dc = search_config(sc.decode, req.method, req.beam, req.n_best)
+        return {"model": model.name, **await model.call(analyze, model.translator, clean(req.q), dc,
+                                                         sc.max_input_len)}
+
+    @app.post("/score", response_model=list[schemas.PairScore])
+    async def score(req: schemas.ScoreRequest) -> list[dict]:
+        _check([p.src for p in req.pairs] + [p.tgt for p in req.pairs], sc)
+        model = _model(models, req.model)
+        src, tgt = [clean(p.src) for p in req.pairs], [clean(p.tgt) for p in req.pairs]
+        scores = await model.call(score_pairs, model.translator, src, tgt, sc.decode.batch_tokens)
+        return [{"logprob": lp, "pieces": n, "per_piece": lp / n} for lp, n in scores]

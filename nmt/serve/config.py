@@ -1,0 +1,32 @@
+"""The typed config of ``nmt serve`` (conf/serve.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from omegaconf import MISSING
+
+from nmt.choices import Quantize
+from nmt.config import Checked, DecodeConfig
+
+
+@dataclass
+class ServeConfig(Checked):
+    """``nmt serve``: models, address, decoding, batching and limits."""
+
+    section: ClassVar[str] = ""
+
+    checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
+    more: list[str] = field(default_factory=list)  # further checkpoints to serve beside it
+    host: str = "127.0.0.1"  # the address to listen on (0.0.0.0: every interface)
+    port: int = 8000
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    quantize: Quantize = Quantize.none  # none | int8 (CPU)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)  # the default search of every request
+    batch_wait_ms: float = 10.0  # how long the first request waits for others to share its search batch
+    max_chars: int = 2000  # characters per sentence
+    max_sentences: int = 64  # sentences per request
+    max_body_bytes: int = 1_000_000  # request body size
+    max_n_best: int = 10  # alternatives (LibreTranslate) or n-best hypotheses a request may ask for
+    max_input_len: int = 250  # source pieces kept per sentence (longer ones are truncated)

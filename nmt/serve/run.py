@@ -1,0 +1,40 @@
+"""``nmt serve``: load the models, build the app, and serve it with uvicorn until SIGTERM or Ctrl-C, which stop
+accepting connections, finish the requests in flight and exit with status 0."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+import uvicorn
+
+from nmt.data.load import resolve_path
+from nmt.serve.app import create_app
+from nmt.serve.config import ServeConfig
+from nmt.serve.engine import load_models
+
+log = logging.getLogger("nmt.serve")
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, except that after a graceful stop it exits normally instead of re-raising the signal."""
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
+def serve(sc: ServeConfig) -> None:
+    if sc.threads > 0:
+        torch.set_num_threads(sc.threads)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nmt-model")
+    paths = [str(resolve_path(p)) for p in [sc.checkpoint, *sc.more]]
+    models = load_models(paths, sc.quantize, sc.batch_wait_ms / 1000, executor)
+    app = create_app(models, sc, executor)
+    names = ", ".join(f"{m.name} ({m.src_lang}->{m.tgt_lang})" for m in models)
+    print(f"serving {names} at http://{sc.host}:{sc.port}/ (API schema at /docs); Ctrl-C stops", flush=True)
+    server = GracefulServer(uvicorn.Config(app, host=sc.host, port=sc.port, log_level="warning", access_log=False,
+                                           timeout_graceful_shutdown=30))
+    server.run()
+    print("stopped", flush=True)

@@ -1,0 +1,71 @@
+"""The request and response bodies of the API (pydantic models: FastAPI checks requests against them and
+publishes them in the OpenAPI schema at /docs)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LibreRequest(BaseModel):
+    """LibreTranslate's ``POST /translate``."""
+
+    q: str | list[str]
+    source: str = "auto"  # a language code, or auto: any model into ``target``
+    target: str
+    format: Literal["text"] = "text"
+    alternatives: int = Field(0, ge=0)
+    api_key: str | None = None  # accepted and ignored (clients send it)
+
+
+class LibreResponse(BaseModel):
+    translatedText: str | list[str]  # noqa: N815 (LibreTranslate's name)
+    alternatives: list[str] | list[list[str]] | None = None
+
+
+class OnmtItem(Strict):
+    """One sentence of OpenNMT-py's ``POST /translator/translate``: ``id`` picks the model (its index in GET
+    /models)."""
+
+    src: str
+    id: int = 0
+
+
+class OnmtResult(BaseModel):
+    src: str
+    tgt: str
+    n_best: int
+    pred_score: float | None
+
+
+class AnalyzeRequest(Strict):
+    """nmt's ``POST /analyze``: one sentence, and what the model did with it."""
+
+    q: str
+    model: str | None = None  # a model name from GET /models; the first one when absent
+    method: Literal["greedy", "beam"] | None = None
+    beam: int | None = Field(None, ge=1, le=50)
+    n_best: int = Field(1, ge=1)
+
+
+class ScorePair(Strict):
+    src: str
+    tgt: str
+
+
+class ScoreRequest(Strict):
+    """nmt's ``POST /score``: log p(tgt | src) of each pair (Cho et al. 2014's use of the model)."""
+
+    pairs: list[ScorePair]
+    model: str | None = None
+
+
+class PairScore(BaseModel):
+    logprob: float  # summed over the target pieces and the end of sentence
+    pieces: int
+    per_piece: float

@@ -1,0 +1,177 @@
+"""The real ``nmt serve`` process on 127.0.0.1 and a free port: HTTP from outside, abuse interleaved with good
+requests, SIGTERM during a request, and the page in headless Chromium (when Chromium and its driver are
+installed; .ci/run installs them)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+from test_app import run  # noqa: E402,F401  (the module's trained model fixture)
+from test_cli import _env  # noqa: E402
+
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 directly, whatever the proxy
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: bytes, ctype: str = "application/json", timeout: float = 60) -> tuple[int, object]:
+    """POST ``body``; the status and the JSON answer. A server may answer an oversized body before reading it
+    all (and close the connection): the answer is then read after the failed send."""
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        try:
+            conn.request("POST", "/" + url.split("/", 3)[3], body=body, headers={"Content-Type": ctype})
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def server(run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen]]:  # noqa: F811
+    tmp = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", f"checkpoint={run}", f"port={port}", "threads=1",
+                             "batch_wait_ms=5"], cwd=tmp, env=_env(tmp), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):  # up to 30 s to load
+        try:
+            with OPENER.open(f"{url}/health", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"nmt serve did not start: {proc.communicate()[1][-2000:]}")
+    yield url, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+MALFORMED = [  # (body, content type, expected status)
+    (b"{not json", "application/json", 400), (b"plain text", "text/plain", 415), (b"", "application/json", 422),
+    (b'{"q": 5, "target": "yy"}', "application/json", 422), (b'{"q": "ka"}', "application/json", 422),
+    (b'{"q": "ka", "target": "zz"}', "application/json", 400),
+    (b'{"q": "\xff", "target": "yy"}', "application/json", 400),
+    (b'{"q": "' + b"x" * 2500 + b'", "target": "yy"}', "application/json", 422), (b"[[[[", "application/json", 400),
+    (b'{"q": "ka", "target": "yy", "alternatives": 99}', "application/json", 422),
+    (b'{"q": "ka", "target": "yy", "format": "html"}', "application/json", 422),
+    (b'{"q": "ka", "target": "yy"}' + b" " * 1_100_000, "application/json", 413),
+]
+
+
+def test_good_and_malformed_requests_interleaved(server: tuple[str, subprocess.Popen]) -> None:
+    url, proc = server
+    status, expected = _post(f"{url}/translate", b'{"q": "ka lo mi", "target": "yy"}')
+    assert status == 200
+    rss_before = _rss_kib(proc.pid)
+    rng = random.Random(0)
+    for i in range(500):
+        if i % 2:
+            body, ctype, want = MALFORMED[rng.randrange(len(MALFORMED))]
+            status, out = _post(f"{url}/translate", body, ctype)
+            assert status == want and isinstance(out, dict) and out.get("error"), (body[:60], status, out)
+        else:
+            assert _post(f"{url}/translate", b'{"q": "ka lo mi", "target": "yy"}') == (200, expected)
+    assert proc.poll() is None
+    assert _rss_kib(proc.pid) < rss_before * 1.1 + 20_000  # flat: within 10% (and 20 MB of allocator slack)
+
+
+def test_sigterm_finishes_the_request_in_flight_and_exits_zero(run: Path, tmp_path: Path) -> None:  # noqa: F811
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", f"checkpoint={run}", f"port={port}", "threads=1",
+                             "batch_wait_ms=1500"], cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                OPENER.open(f"{url}/health", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        answer: list = []
+        worker = threading.Thread(target=lambda: answer.append(_post(f"{url}/translate",
+                                                                     b'{"q": "ka lo", "target": "yy"}')))
+        worker.start()
+        time.sleep(0.5)  # the request waits in its 1.5 s batching window
+        proc.send_signal(signal.SIGTERM)
+        worker.join(30)
+        assert proc.wait(30) == 0
+        assert answer and answer[0][0] == 200 and isinstance(answer[0][1]["translatedText"], str)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (binary and driver):
+        pytest.skip("chromium and chromium-driver are not installed (.ci/run installs them with apt-get)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1200,1000"):
+        options.add_argument(arg)
+    from selenium.webdriver.chrome.service import Service
+
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_the_page_in_a_real_browser(server: tuple[str, subprocess.Popen], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = server
+    browser = _browser()
+    try:
+        browser.get(url + "/")
+        WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#model option"))
+        browser.find_element(By.ID, "source").send_keys("ka lo mi ne")
+        browser.find_element(By.ID, "translate").click()
+        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-done"))
+        _, out = _post(f"{url}/analyze", b'{"q": "ka lo mi ne"}')
+        s, t = len(out["source_pieces"]), len(out["target_pieces"])
+        assert browser.find_element(By.ID, "translation").text == out["translation"]
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#heatmap .cell")) == t * s
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#gates .gate")) == s
+        shot = tmp_path / "serve.png"
+        browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+    finally:
+        browser.quit()
