@@ -5,7 +5,7 @@ ARGS ?=
 STAMP := .make/installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train train-ddp gpu-check translate evaluate train-multi30k plots bench test test-full lint data clean
+.PHONY: help install train train-ddp gpu-check translate evaluate train-multi30k plots bench serve bench-serve test test-full lint data clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -65,6 +65,13 @@ plots: $(STAMP) ## draw RUN's training curves, encoder gates and (rnnsearch) att
 BENCH_RUN ?=
 bench: $(STAMP) ## measure training/decoding speed, FLOP/s vs the matmul ceiling, memory (BENCH_RUN=run to decode)
 	nmt bench $(if $(BENCH_RUN),checkpoint=$(BENCH_RUN)) $(ARGS)
+
+SERVE_RUN ?= runs/multi30k-de-en-rnnsearch
+serve: $(STAMP) ## serve RUN over HTTP (API, page with attention and gates) at http://127.0.0.1:8000/
+	nmt serve checkpoint=$(RUN) $(ARGS)
+
+bench-serve: $(STAMP) ## nmt serve under load (32 clients, 2,000 requests) against offline translation (SERVE_RUN=run)
+	$(PYTHON) -m nmt.serve.loadtest --checkpoint $(SERVE_RUN) $(ARGS)
 
 test: $(STAMP) ## run the fast test suite (a few minutes on 2 cores)
 	$(PYTHON) -m pytest -q

@@ -198,7 +198,7 @@ class DecodeConfig(Checked):
     max_len_extra: int = 10
     min_len: int = 1  # no EOS before this many output pieces: a non-empty source never gets an empty translation
     batch_tokens: int = 4096  # source pieces per decoding batch (times the beam size for beam search)
-    n_best: int = 1  # nmt translate: > 1 writes Moses n-best lines "id ||| translation ||| score" (method=beam)
+    n_best: int = 1  # nmt translate: > 1 writes Moses n-best lines "id ||| hyp ||| logprob= L ||| score" (beam)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -231,6 +231,8 @@ class EvaluateConfig(Checked):
     ref: str | None = None  # its reference translations, line-aligned
     sacrebleu_set: str | None = None  # a sacrebleu test set name (e.g. wmt14), downloaded by sacrebleu
     bootstrap: int = 0  # resamples for a 95% BLEU confidence interval; 0: none
+    baseline: str | None = None  # a baseline's hypotheses for the (one) test set: paired bootstrap test of BLEU
+    lowercase: bool = False  # case-insensitive BLEU, comparable with published lowercased scores
     out_dir: str | None = None  # hypotheses and report.json; default: <run directory>/eval
     max_input_len: int = 250  # source pieces kept per line
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default

@@ -15,8 +15,8 @@ from nmt.choices import DecodeMethod, Quantize
 from nmt.config import DataConfig, EvaluateConfig, to_plain
 from nmt.data.load import check_parallel, existing_file, load_split, read_lines, resolve_path
 from nmt.errors import NMTError
-from nmt.metrics import corpus_scores
-from nmt.translate import Translator
+from nmt.metrics import corpus_scores, paired_bootstrap
+from nmt.translate import Translator, checkpoint_paths
 
 
 def _sacrebleu_set(name: str, src_lang: str, tgt_lang: str) -> tuple[list[str], list[str]]:
@@ -80,13 +80,27 @@ def _evaluate_set(translator: Translator, ec: EvaluateConfig, src: list[str], re
         hyps = translator.translate(src, ec.decode, max_input_len=ec.max_input_len,
                                     on_batch=lambda sentences, _: bar.update(sentences))
     seconds = time.perf_counter() - start
-    scores = corpus_scores(hyps, refs, bootstrap=ec.bootstrap)
+    scores = corpus_scores(hyps, refs, bootstrap=ec.bootstrap, lowercase=ec.lowercase)
     ci = f" ± {scores['bleu']['ci95']}" if "ci95" in scores["bleu"] else ""
     print(f"{name}: BLEU {scores['bleu']['score']:.2f}{ci} | chrF {scores['chrf']['score']:.2f} | "
           f"TER {scores['ter']['score']:.2f} | {len(src)} sentences in {seconds:.1f} s", flush=True)
     print(f"  {scores['bleu']['signature']}", flush=True)
+    if ec.baseline:
+        scores["paired_bootstrap"] = _against_baseline(hyps, refs, ec)
     return {"hyps": hyps, **scores, "sentences": len(src), "seconds": round(seconds, 2),
             "sentences_per_s": round(len(src) / max(seconds, 1e-9), 1)}
+
+
+def _against_baseline(hyps: list[str], refs: list[str], ec: EvaluateConfig) -> dict:
+    """sacrebleu's paired bootstrap test of this system's BLEU against the baseline's hypotheses."""
+    path = existing_file(ec.baseline or "", "baseline")
+    baseline = list(read_lines(path))
+    if len(baseline) != len(refs):
+        raise NMTError(f"baseline {path} has {len(baseline)} lines for {len(refs)} references")
+    res = paired_bootstrap(hyps, baseline, refs, resamples=ec.bootstrap or 1000, lowercase=ec.lowercase)
+    print(f"  against the baseline {path.name}: BLEU {res['bleu']:.2f} vs {res['baseline_bleu']:.2f}, paired "
+          f"bootstrap p = {res['p_value']:.4f} ({ec.bootstrap or 1000} resamples)", flush=True)
+    return res
 
 
 def evaluate(ec: EvaluateConfig) -> dict:
@@ -95,16 +109,20 @@ def evaluate(ec: EvaluateConfig) -> dict:
     if ec.threads > 0:
         torch.set_num_threads(ec.threads)
     datasets.disable_progress_bars()
-    ckpt_path = resolve_path(ec.checkpoint)
-    translator = Translator.load(str(ckpt_path), ec.quantize)
+    members = checkpoint_paths(ec.checkpoint)
+    ckpt_path = resolve_path(members[0])
+    translator = Translator.open(ec.checkpoint, ec.quantize)
     data = DataConfig.from_dict(translator.config["data"])
     sets = _test_sets(ec, data)
+    if ec.baseline and len(sets) != 1:
+        raise NMTError(f"baseline= compares one test set, but {len(sets)} are configured ({', '.join(sets)})")
     run_dir = ckpt_path if ckpt_path.is_dir() else ckpt_path.parent
     out_dir = resolve_path(ec.out_dir) if ec.out_dir else run_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
-    tag = output_tag(ec)
-    report = {"checkpoint": str(ckpt_path), "step": translator.step, "quantize": str(ec.quantize),
-              "decode": to_plain(ec.decode), "sets": {}}
+    tag = (f"ensemble{len(members)}-" if len(members) > 1 else "") + output_tag(ec)
+    names = [str(resolve_path(p)) for p in members]
+    report = {"checkpoint": names if len(names) > 1 else names[0], "step": translator.step,
+              "quantize": str(ec.quantize), "decode": to_plain(ec.decode), "sets": {}}
     for name, (src, refs) in sets.items():
         result = _evaluate_set(translator, ec, src, refs, name)
         (out_dir / f"{name}.{tag}.hyp").write_text("".join(h + "\n" for h in result.pop("hyps")), encoding="utf-8")

@@ -11,7 +11,7 @@ import torch
 
 from nmt.config import ScoreConfig
 from nmt.data.batching import collate, token_batches
-from nmt.data.load import check_parallel, existing_file, read_lines, resolve_path
+from nmt.data.load import check_parallel, existing_file, read_lines
 from nmt.errors import NMTError
 from nmt.translate import Translator
 
@@ -78,7 +78,7 @@ def _rescore_nbest(translator: Translator, sc: ScoreConfig) -> list[str]:
 def run_score(sc: ScoreConfig) -> None:
     if sc.threads > 0:
         torch.set_num_threads(sc.threads)
-    translator = Translator.load(str(resolve_path(sc.checkpoint)))
+    translator = Translator.open(sc.checkpoint)
     if sc.nbest:
         lines = _rescore_nbest(translator, sc)
     else:

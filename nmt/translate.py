@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from nmt import checkpoint
 from nmt.choices import Quantize
 from nmt.config import DecodeConfig, ModelConfig
+from nmt.data.load import resolve_path
 from nmt.data.tokenizer import Tokenizer
+from nmt.ensemble import Ensemble
 from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.quantize import quantize as quantize_model
@@ -55,6 +57,22 @@ class Translator:
         translator.model = quantize_model(translator.model, quantize)
         return translator
 
+    @classmethod
+    def open(cls, spec: str, quantize: Quantize = Quantize.none) -> Translator:
+        """A checkpoint (file or run directory), or an ensemble written ``[path,path,...]`` (nmt.ensemble), whose
+        members must share their tokenizers; the first member gives the settings and the step."""
+        paths = checkpoint_paths(spec)
+        members = [cls.load(str(resolve_path(p)), quantize) for p in paths]
+        first = members[0]
+        for path, other in zip(paths[1:], members[1:], strict=True):
+            for side in ("src", "tgt"):
+                if getattr(other.tokenizer, f"{side}_model") != getattr(first.tokenizer, f"{side}_model"):
+                    raise NMTError(f"ensemble members {paths[0]} and {path} have different {side} vocabularies: "
+                                   "an ensemble needs one tokenizer")
+        if len(members) > 1:
+            first.model = Ensemble([m.model for m in members]).eval()
+        return first
+
     def encode(self, lines: Sequence[str], max_input_len: int, first_line: int = 1) -> list[list[int]]:
         """Source piece ids, truncated to ``max_input_len`` with one warning naming the first long line.
 
@@ -89,6 +107,16 @@ class Translator:
             out += [f"{first_line - 1 + offset} ||| {t} ||| logprob= {h.logprob:.4f} ||| {h.score:.4f}"
                     for t, h in zip(texts, hyps, strict=True)]
         return out
+
+
+def checkpoint_paths(spec: str) -> list[str]:
+    """The checkpoints a ``checkpoint=`` value names: one path, or ``[a,b,...]`` for an ensemble."""
+    if not (spec.startswith("[") and spec.endswith("]")):
+        return [spec]
+    paths = [p.strip() for p in spec[1:-1].split(",") if p.strip()]
+    if not paths:
+        raise NMTError("checkpoint=[] names no checkpoint")
+    return paths
 
 
 def chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:

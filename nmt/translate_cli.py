@@ -63,7 +63,7 @@ def run_translate(tc: TranslateConfig) -> None:
     """Translate ``tc.input`` to ``tc.output`` with the model in ``tc.checkpoint``."""
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
-    translator = Translator.load(str(resolve_path(tc.checkpoint)), tc.quantize)
+    translator = Translator.open(tc.checkpoint, tc.quantize)
     if tc.input == "-" and sys.stdin.isatty():
         _interactive(translator, tc)
         return

@@ -120,3 +120,13 @@ def test_a_refused_run_leaves_nothing_and_an_empty_test_split_is_refused(tmp_pat
     assert out.returncode == 2 and "empty corpus file" in last_line(out.stderr) and "test.xx" in last_line(out.stderr)
     after = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("hf-"))  # the test's own caches
     assert after == before  # no runs/ folder, no log file
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["evaluate", "checkpoint=x", "splits=[valid]"], "Invalid value 'valid', expected one of [train, dev, test]"),
+    (["train", "train.optimizer=sgd"], "Invalid value 'sgd', expected one of [adam, adadelta]"),
+    (["translate", "checkpoint=x", "decode.method=sample"], "Invalid value 'sample', expected one of [greedy, beam]"),
+])
+def test_a_bad_choice_is_one_line_naming_the_allowed_values(tmp_path: Path, argv: list[str], expected: str) -> None:
+    out = nmt(*argv, cwd=tmp_path)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and expected in out.stderr
