@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from nmt.config import Config, DataConfig, ModelConfig, to_plain
+from nmt.choices import to_plain
+from nmt.config import Config, DataConfig, ModelConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NMTError
 

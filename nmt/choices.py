@@ -1,9 +1,14 @@
 """The string options of the typed configs, as enums: a value outside the set fails when the config is composed
-(Hydra names the allowed values), and code compares members, never free strings."""
+(Hydra names the allowed values), and code compares members, never free strings. :class:`Checked` gives the
+same check to configs built in code; :func:`to_plain` turns a config back into plain values."""
 
 from __future__ import annotations
 
+import json
+import typing
+from dataclasses import asdict, fields
 from enum import Enum
+from typing import Any, ClassVar
 
 from nmt.errors import ConfigValueError
 
@@ -109,3 +114,26 @@ class PlotKind(Choice):
     gates = "gates"
     curves = "curves"
     representations = "representations"
+
+
+class Checked:
+    """Turns the string values of a config's :class:`Choice` fields into members when a dataclass is built in
+    code (Hydra's composition has checked them already): an unknown value is one line naming the allowed ones."""
+
+    section: ClassVar[str] = ""  # the config path of this dataclass, for error messages
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):  # type: ignore[arg-type]
+            kind, value = hints[f.name], getattr(self, f.name)
+            name = f"{self.section}.{f.name}" if self.section else f.name
+            if isinstance(kind, type) and issubclass(kind, Choice) and not isinstance(value, kind):
+                setattr(self, f.name, kind.parse(value, name))
+            elif typing.get_origin(kind) is list and issubclass(typing.get_args(kind)[0], Choice):
+                setattr(self, f.name, [typing.get_args(kind)[0].parse(v, name) for v in value])
+
+
+def to_plain(cfg: Any) -> dict:
+    """A config dataclass as plain JSON values (choices as strings, tuples as lists), e.g. for checkpoints,
+    which ``torch.load(weights_only=True)`` must read without unpickling classes."""
+    return json.loads(json.dumps(asdict(cfg)))

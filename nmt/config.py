@@ -7,17 +7,15 @@ build them directly. Each default lives here; the YAML files repeat them only to
 
 from __future__ import annotations
 
-import json
-import typing
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 from omegaconf import MISSING
 
 from nmt.choices import (
     Arch,
     Cell,
-    Choice,
+    Checked,
     DataFormat,
     DecodeMethod,
     Device,
@@ -33,29 +31,6 @@ from nmt.choices import (
     SpmModelType,
 )
 from nmt.errors import ConfigValueError
-
-
-class Checked:
-    """Turns the string values of a config's :class:`Choice` fields into members when a dataclass is built in
-    code (Hydra's composition has checked them already): an unknown value is one line naming the allowed ones."""
-
-    section: ClassVar[str] = ""  # the config path of this dataclass, for error messages
-
-    def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in fields(self):  # type: ignore[arg-type]
-            kind, value = hints[f.name], getattr(self, f.name)
-            name = f"{self.section}.{f.name}" if self.section else f.name
-            if isinstance(kind, type) and issubclass(kind, Choice) and not isinstance(value, kind):
-                setattr(self, f.name, kind.parse(value, name))
-            elif typing.get_origin(kind) is list and issubclass(typing.get_args(kind)[0], Choice):
-                setattr(self, f.name, [typing.get_args(kind)[0].parse(v, name) for v in value])
-
-
-def to_plain(cfg: Any) -> dict:
-    """A config dataclass as plain JSON values (choices as strings, tuples as lists), e.g. for checkpoints,
-    which ``torch.load(weights_only=True)`` must read without unpickling classes."""
-    return json.loads(json.dumps(asdict(cfg)))
 
 
 @dataclass
@@ -116,6 +91,7 @@ class ModelConfig(Checked):
     maxout_pool: int = 2  # pieces pooled by each maxout unit
     attention_dim: int = 512  # alignment units of the additive attention (arch=rnnsearch; paper: 1000)
     dropout: float = 0.3  # on embeddings and the readout
+    tie_embeddings: bool = False  # the output layer shares the target embedding matrix (needs maxout_dim = emb_dim)
     cell: Cell = Cell.fused  # fused (torch.nn.GRU) | equations (nmt.model.gru, the gate equations)
     reset_after: bool = True  # reset gate after the recurrent matmul (cuDNN form); false: Cho 2014 form
     reverse_source: bool = True  # read the source right to left (Sutskever et al. 2014); Cho 2014 did not;
@@ -130,6 +106,9 @@ class ModelConfig(Checked):
         super().__post_init__()
         if self.cell == Cell.fused and not self.reset_after:
             raise ConfigValueError("model.reset_after=false (Cho 2014 form) needs model.cell=equations")
+        if self.tie_embeddings and self.maxout_dim != self.emb_dim:
+            raise ConfigValueError(f"model.tie_embeddings needs model.maxout_dim ({self.maxout_dim}) = model.emb_dim "
+                                   f"({self.emb_dim})")
 
 
 @dataclass
@@ -170,8 +149,14 @@ class TrainConfig(Checked):
     max_bad_updates: int = 10  # stop after this many updates in a row skipped for a NaN/inf loss or gradient; 0: never
     tensorboard: bool = True  # TensorBoard curves in run_dir/tensorboard (tensorboard --logdir runs)
     keep_last: int = 5  # weights-only step-<N>.pt files kept from the latest validations (for nmt average); 0: none
+    average_last: int = 0  # at the end: average the last k step-<N>.pt into averaged.pt and validate it; 0: no
     resume: bool = False  # continue from run_dir/last.pt
     overwrite: bool = False  # start over even if run_dir already holds a checkpoint
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.average_last > self.keep_last:
+            raise ConfigValueError(f"train.average_last={self.average_last} needs train.keep_last >= it")
 
 
 @dataclass

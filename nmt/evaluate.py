@@ -11,8 +11,8 @@ import datasets
 import torch
 from tqdm import tqdm
 
-from nmt.choices import DecodeMethod, Quantize
-from nmt.config import DataConfig, EvaluateConfig, to_plain
+from nmt.choices import DecodeMethod, Quantize, to_plain
+from nmt.config import DataConfig, EvaluateConfig
 from nmt.data.load import check_parallel, existing_file, load_split, read_lines, resolve_path
 from nmt.errors import NMTError
 from nmt.metrics import corpus_scores, paired_bootstrap

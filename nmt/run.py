@@ -20,8 +20,8 @@ from omegaconf import OmegaConf
 from nmt import checkpoint, distributed
 from nmt.allocator import keep_freed_memory
 from nmt.board import Board
-from nmt.choices import Precision
-from nmt.config import Config, to_plain
+from nmt.choices import Precision, to_plain
+from nmt.config import Config
 from nmt.data.batching import BatchIterator
 from nmt.data.prepare import Corpus, prepare
 from nmt.data.tokenizer import Tokenizer

@@ -5,6 +5,7 @@ limit, early stopping or a stop signal. The loop owns the clock. Hydra stays in 
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import sys
@@ -16,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from nmt import checkpoint, distributed
+from nmt.average import average_checkpoints
 from nmt.choices import Metric, Schedule
 from nmt.config import Config
 from nmt.data.batching import Batch
@@ -62,10 +64,29 @@ def fit(run: Run) -> TrainState:
         elif not s.validated_now():
             validation_step(run)
     progress.close()
+    if run.dist.is_main and tc.average_last > 0 and not stop.signal_name:
+        _average_last(run)
     run.board.close()
     if run.dist.is_main:
         _report(run, reason or "max_epochs", stop.signal_name)
     return s
+
+
+def _average_last(run: Run) -> None:
+    """``train.average_last``: the mean of the last k step checkpoints as ``averaged.pt``, validated like the others
+    (its scores go to metrics.jsonl as ``kind: averaged``)."""
+    paths = checkpoint.step_checkpoints(run.dir)[-run.cfg.train.average_last :]
+    if len(paths) < 2:
+        log.warning("train.average_last: %d step checkpoint(s), nothing to average", len(paths))
+        return
+    averaged = average_checkpoints(paths)
+    checkpoint.save(averaged, run.dir / "averaged.pt")
+    model = copy.deepcopy(run.model)
+    model.load_state_dict(averaged["model"])
+    dev = validate(model, run.corpus, run.cfg.train)
+    run.log_metrics("averaged", {"loss": dev.loss, "ppl": dev.ppl, "bleu": dev.bleu, "of": [p.name for p in paths]})
+    print(f"averaged {', '.join(p.name for p in paths)} into averaged.pt: dev BLEU {dev.bleu:.2f}, loss "
+          f"{dev.loss:.3f} (best single checkpoint: {run.state.best:.2f} at step {run.state.best_step})", flush=True)
 
 
 def run_epoch(run: Run, stop: StopRequest, progress: Progress, started: float) -> str | None:

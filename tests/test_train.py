@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -121,3 +122,16 @@ def test_length_filter_drops_long_pairs(tiny_data_cfg: DataConfig) -> None:
                                                                        strict=True))
     assert len(short.dev_src) == len(full.dev_src) == len(short.dev_refs) == 8  # dev is never filtered
     assert short.tokenizer.decode_tgt(short.dev_tgt) == short.dev_refs
+
+
+def test_average_last_writes_the_mean_of_the_last_steps_and_validates_it(tiny_data_cfg: DataConfig,
+                                                                        tmp_path: Path) -> None:
+    train(_config(tiny_data_cfg, tmp_path, max_steps=6, eval_every=2, keep_last=3, average_last=3))
+    steps = [checkpoint.load(tmp_path / f"step-{n}.pt")["model"] for n in (2, 4, 6)]
+    averaged = checkpoint.load(tmp_path / "averaged.pt")
+    for key, value in averaged["model"].items():
+        assert torch.allclose(value, sum(s[key] for s in steps) / 3, atol=1e-6), key
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["of"] for r in rows if r["kind"] == "averaged"] == [["step-2.pt", "step-4.pt", "step-6.pt"]]
+    with pytest.raises(NMTError, match="average_last=4 needs train.keep_last"):
+        replace(TrainConfig(), keep_last=3, average_last=4)

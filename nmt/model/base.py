@@ -13,8 +13,8 @@ from typing import NamedTuple
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nmt.choices import Init
-from nmt.config import ModelConfig, to_plain
+from nmt.choices import Init, to_plain
+from nmt.config import ModelConfig
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD
 from nmt.model.rnn import init_cho2014
@@ -39,9 +39,12 @@ class TranslationModel(nn.Module):
         return {"dropout": self.cfg.dropout, "cell": self.cfg.cell, "reset_after": self.cfg.reset_after}
 
     def init_weights(self) -> None:
-        """Cho et al. (2014)'s initialisation (``model.init=cho2014``), or torch's defaults as they are."""
+        """Cho et al. (2014)'s initialisation (``model.init=cho2014``), or torch's defaults as they are; then the
+        output layer takes the target embeddings as its weights when ``model.tie_embeddings`` (Press & Wolf 2017)."""
         if self.cfg.init == Init.cho2014:
             init_cho2014(self, self.cfg.init_std)
+        if self.cfg.tie_embeddings:
+            self.decoder.out.weight = self.decoder.embed.weight
 
     def describe(self) -> dict:
         """What a checkpoint needs to rebuild this model (plain values only)."""

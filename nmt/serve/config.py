@@ -7,8 +7,8 @@ from typing import ClassVar
 
 from omegaconf import MISSING
 
-from nmt.choices import Quantize
-from nmt.config import Checked, DecodeConfig
+from nmt.choices import Checked, Quantize
+from nmt.config import DecodeConfig
 
 
 @dataclass

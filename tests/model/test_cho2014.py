@@ -3,9 +3,11 @@ both GRU implementations on the same weights, initialisation, loss and score, an
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
-from helpers import SRC_LENS, TGT_LENS, V_T, H, random_batch, sub_batch, tiny_model
+from helpers import SRC_LENS, TGT_LENS, V_S, V_T, H, model_cfg, random_batch, sub_batch, tiny_model
 
 from nmt.config import ModelConfig
 from nmt.data.tokenizer import EOS, PAD
@@ -138,3 +140,24 @@ def test_describe_rebuilds_the_model() -> None:
     info = model.describe()
     again = RNNEncoderDecoder(ModelConfig(**info["config"]), info["src_vocab"], info["tgt_vocab"])
     again.load_state_dict(model.state_dict(), strict=True)
+
+
+@pytest.mark.parametrize("arch", ["cho2014", "rnnsearch"])
+def test_tied_embeddings_are_one_matrix_through_training_and_checkpoints(arch: str) -> None:
+    from nmt.model import build_model
+
+    cfg = replace(model_cfg(arch=arch, attention_dim=9), maxout_dim=10, tie_embeddings=True)
+    torch.manual_seed(0)
+    tied, untied = build_model(cfg, V_S, V_T), build_model(replace(cfg, tie_embeddings=False), V_S, V_T)
+    assert tied.decoder.out.weight is tied.decoder.embed.weight
+    assert sum(p.numel() for p in untied.parameters()) - sum(p.numel() for p in tied.parameters()) == V_T * 10
+    opt = torch.optim.SGD(tied.parameters(), lr=0.1)
+    tied.train().loss(random_batch()).backward()
+    opt.step()
+    assert torch.equal(tied.decoder.out.weight, tied.decoder.embed.weight)
+    again = build_model(cfg, V_S, V_T)
+    again.load_state_dict(tied.state_dict())
+    assert again.decoder.out.weight is again.decoder.embed.weight
+    assert torch.equal(again.decoder.embed.weight, tied.decoder.embed.weight)
+    with pytest.raises(ValueError, match="tie_embeddings needs model.maxout_dim"):
+        replace(cfg, maxout_dim=6)
