@@ -56,6 +56,12 @@ class Arch(Choice):
     rnnsearch = "rnnsearch"
 
 
+class CellType(Choice):
+    gru = "gru"
+    lstm = "lstm"
+    elman = "elman"
+
+
 class Cell(Choice):
     fused = "fused"
     equations = "equations"

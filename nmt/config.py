@@ -15,6 +15,7 @@ from omegaconf import MISSING
 from nmt.choices import (
     Arch,
     Cell,
+    CellType,
     Checked,
     DataFormat,
     DecodeMethod,
@@ -92,6 +93,7 @@ class ModelConfig(Checked):
     attention_dim: int = 512  # alignment units of the additive attention (arch=rnnsearch; paper: 1000)
     dropout: float = 0.3  # on embeddings and the readout
     tie_embeddings: bool = False  # the output layer shares the target embedding matrix (needs maxout_dim = emb_dim)
+    cell_type: CellType = CellType.gru  # gru | lstm | elman: the recurrent unit of every encoder and decoder
     cell: Cell = Cell.fused  # fused (torch.nn.GRU) | equations (nmt.model.gru, the gate equations)
     reset_after: bool = True  # reset gate after the recurrent matmul (cuDNN form); false: Cho 2014 form
     reverse_source: bool = True  # read the source right to left (Sutskever et al. 2014); Cho 2014 did not;
@@ -104,6 +106,8 @@ class ModelConfig(Checked):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.cell_type == CellType.lstm and self.cell == Cell.equations:
+            raise ConfigValueError("model.cell=equations is written for cell_type=gru and elman; lstm is fused only")
         if self.cell == Cell.fused and not self.reset_after:
             raise ConfigValueError("model.reset_after=false (Cho 2014 form) needs model.cell=equations")
         if self.tie_embeddings and self.maxout_dim != self.emb_dim:

@@ -22,5 +22,6 @@ def quantize(model: nn.Module, mode: Quantize) -> nn.Module:
     with warnings.catch_warnings():  # torch.ao warns that its eager-mode API will move; it is still the supported route
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*deprecat.*")
-        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.GRU, nn.GRUCell}, dtype=torch.qint8,
+        layers = {nn.Linear, nn.GRU, nn.GRUCell, nn.LSTM, nn.LSTMCell, nn.RNNCell}  # torch has no int8 nn.RNN
+        return torch.ao.quantization.quantize_dynamic(model, layers, dtype=torch.qint8,
                                                       inplace=True)

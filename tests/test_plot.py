@@ -12,7 +12,7 @@ from test_cli import last_line, nmt, train_args
 
 from nmt.config import DecodeConfig, PlotConfig
 from nmt.errors import NMTError
-from nmt.model.rnn import run_gru
+from nmt.model.rnn import run_rnn
 from nmt.plot import attention, curves, gates, representations
 from nmt.plot.run import run_plot
 from nmt.translate import Translator
@@ -76,7 +76,7 @@ def test_gate_trace_reproduces_the_encoder(runs: dict[str, Path], arch: str) -> 
     x = model.encoder.embed(torch.tensor([5, 6, 7, 8, 9]))
     states, r, z = gates.gate_trace(model.encoder.rnn, x, model.cfg.reset_after)
     with torch.no_grad():
-        out, _ = run_gru(model.encoder.rnn, x.unsqueeze(0))
+        out, _ = run_rnn(model.encoder.rnn, x.unsqueeze(0))
     assert torch.allclose(states, out[0, :, : states.shape[1]], atol=1e-5)  # forward half for the bidirectional one
     assert ((r >= 0) & (r <= 1) & (z >= 0) & (z <= 1)).all()
 

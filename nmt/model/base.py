@@ -36,7 +36,8 @@ class TranslationModel(nn.Module):
     @property
     def rnn_options(self) -> dict:
         """The settings every GRU and dropout of the model shares."""
-        return {"dropout": self.cfg.dropout, "cell": self.cfg.cell, "reset_after": self.cfg.reset_after}
+        return {"dropout": self.cfg.dropout, "cell_type": self.cfg.cell_type, "cell": self.cfg.cell,
+                "reset_after": self.cfg.reset_after}
 
     def init_weights(self) -> None:
         """Cho et al. (2014)'s initialisation (``model.init=cho2014``), or torch's defaults as they are; then the

@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from nmt.choices import Cell, CellType
 from nmt.data.tokenizer import PAD
-from nmt.model.rnn import make_gru, run_gru
+from nmt.model.rnn import hidden, make_rnn, run_rnn
 
 
 def _check_source(src: Tensor, src_len: Tensor) -> None:
@@ -18,19 +19,20 @@ def _check_source(src: Tensor, src_len: Tensor) -> None:
 
 
 class SummaryEncoder(nn.Module):
-    """Embedding + GRU + the summary ``c = tanh(V h_N)`` (Cho et al. 2014, section 2.2 and appendix A.1.1).
+    """Embedding + recurrent layer (a GRU in the paper) + the summary ``c = tanh(V h_N)`` (Cho et al. 2014,
+    section 2.2 and appendix A.1.1).
 
     :param vocab_size: source vocabulary. :param emb_dim: E. :param hidden_dim: H.
     :param reverse: read each source right to left (Sutskever et al. 2014).
     """
 
-    def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, *, dropout: float, cell: str,
-                 reset_after: bool, reverse: bool = False) -> None:
+    def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, *, dropout: float, cell_type: CellType,
+                 cell: Cell, reset_after: bool, reverse: bool = False) -> None:
         super().__init__()
-        self.reverse = reverse
+        self.reverse, self.hidden_dim = reverse, hidden_dim
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
-        self.rnn = make_gru(emb_dim, hidden_dim, cell=cell, reset_after=reset_after)
+        self.rnn = make_rnn(emb_dim, hidden_dim, cell_type=cell_type, cell=cell, reset_after=reset_after)
         self.to_summary = nn.Linear(hidden_dim, hidden_dim)  # V
 
     def forward(self, src: Tensor, src_len: Tensor) -> tuple[Tensor, Tensor]:
@@ -41,23 +43,25 @@ class SummaryEncoder(nn.Module):
         _check_source(src, src_len)
         if self.reverse:
             src = reverse_padded(src, src_len)
-        states, h_last = run_gru(self.rnn, self.dropout(self.embed(src)), None, src_len)
-        return states, torch.tanh(self.to_summary(h_last))
+        states, last = run_rnn(self.rnn, self.dropout(self.embed(src)), None, src_len)
+        return states, torch.tanh(self.to_summary(hidden(last, self.hidden_dim)))
 
 
 class BiEncoder(nn.Module):
-    """Embedding + bidirectional GRU (Bahdanau et al. 2015, section 3.2): the annotation of token j is
-    ``h_j = [forward h_j; backward h_j]``.
+    """Embedding + bidirectional recurrent layer (a GRU in the paper; Bahdanau et al. 2015, section 3.2): the
+    annotation of token j is ``h_j = [forward h_j; backward h_j]``.
 
     :param vocab_size: source vocabulary. :param emb_dim: E. :param hidden_dim: H per direction.
     """
 
-    def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, *, dropout: float, cell: str,
-                 reset_after: bool) -> None:
+    def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, *, dropout: float, cell_type: CellType,
+                 cell: Cell, reset_after: bool) -> None:
         super().__init__()
+        self.hidden_dim = hidden_dim
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
-        self.rnn = make_gru(emb_dim, hidden_dim, cell=cell, reset_after=reset_after, bidirectional=True)
+        self.rnn = make_rnn(emb_dim, hidden_dim, cell_type=cell_type, cell=cell, reset_after=reset_after,
+                            bidirectional=True)
 
     def forward(self, src: Tensor, src_len: Tensor) -> tuple[Tensor, Tensor]:
         """:param src: (B, S) ids. :param src_len: (B,) real lengths (>= 1).
@@ -65,7 +69,8 @@ class BiEncoder(nn.Module):
         :return: annotations (B, S, 2H) (zeros on padding) and the backward state at the first token (B, H).
         """
         _check_source(src, src_len)
-        return run_gru(self.rnn, self.dropout(self.embed(src)), None, src_len)
+        annotations, last = run_rnn(self.rnn, self.dropout(self.embed(src)), None, src_len)
+        return annotations, hidden(last, self.hidden_dim)
 
 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 
 from nmt.config import ModelConfig
 
+GATE_BLOCKS = {"gru": 3, "lstm": 4, "elman": 1}
 
-def _gru_macs(inputs: int, hidden: int) -> int:
-    """One GRU step: input and recurrent products for the three gate blocks."""
-    return 3 * hidden * (inputs + hidden)
+
+def _rnn_macs(inputs: int, hidden: int, cell_type: str = "gru") -> int:
+    """One recurrent step: input and recurrent products for the unit's gate blocks."""
+    return GATE_BLOCKS[str(cell_type)] * hidden * (inputs + hidden)
 
 
 def forward_flops(cfg: ModelConfig, tgt_vocab: int, src_lens: Sequence[int], tgt_lens: Sequence[int]) -> int:
@@ -26,13 +28,13 @@ def forward_flops(cfg: ModelConfig, tgt_vocab: int, src_lens: Sequence[int], tgt
     macs = 0
     for s, t in zip(src_lens, tgt_lens, strict=True):
         if cfg.arch == "rnnsearch":
-            per_src = 2 * _gru_macs(e, h) + 2 * h * a  # both directions, and the keys U_a h_j
-            per_tgt = h * a + _gru_macs(e + 2 * h, h) + (h + e + 2 * h) * p + readout_out
+            per_src = 2 * _rnn_macs(e, h, cfg.cell_type) + 2 * h * a  # both directions, and the keys U_a h_j
+            per_tgt = h * a + _rnn_macs(e + 2 * h, h, cfg.cell_type) + (h + e + 2 * h) * p + readout_out
             per_pair = a + 2 * h  # v_a . tanh(...) and the weighted sum of annotations
             macs += s * per_src + h * h + t * per_tgt + s * t * per_pair
         else:
-            per_tgt = _gru_macs(e + h, h) + (h + e) * p + readout_out  # c enters every GRU step
-            macs += s * _gru_macs(e, h) + 2 * h * h + t * per_tgt + h * p  # O_c c once per sentence
+            per_tgt = _rnn_macs(e + h, h, cfg.cell_type) + (h + e) * p + readout_out  # c enters every step
+            macs += s * _rnn_macs(e, h, cfg.cell_type) + 2 * h * h + t * per_tgt + h * p  # O_c c once a sentence
     return 2 * macs
 
 

@@ -1,4 +1,10 @@
-"""One interface over the two GRU implementations: fused ``torch.nn.GRU`` and the hand-written equations."""
+"""One interface over the recurrent units (``model.cell_type``: GRU, LSTM, Elman) and their implementations
+(``model.cell``: torch's fused modules, or the hand-written equations of nmt.model.gru and nmt.model.elman).
+
+A recurrent *state* is one tensor per sentence: h (B, H) for a GRU or an Elman network, and [h; c] (B, 2H) for an
+LSTM, whose memory cell travels beside h. :func:`hidden` takes h out of it; the rest of the model reads only h.
+Letters: B batch, T time, I input, H hidden, D directions.
+"""
 
 from __future__ import annotations
 
@@ -6,49 +12,87 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from nmt.choices import Cell
+from nmt.choices import Cell, CellType
+from nmt.model.elman import ElmanCell, EquationsElman
 from nmt.model.gru import EquationsGRU, GRUCell
+from nmt.model.unroll import EquationsRNN
 
 
-def make_gru(input_size: int, hidden_size: int, *, cell: Cell, reset_after: bool,
+def make_rnn(input_size: int, hidden_size: int, *, cell_type: CellType, cell: Cell, reset_after: bool,
              bidirectional: bool = False) -> nn.Module:
-    """A single-layer batch-first GRU: ``torch.nn.GRU`` (cell="fused") or :class:`EquationsGRU`.
-
-    Both hold the same parameter names, so a state dict trained with one loads into the other.
-    """
+    """A single-layer batch-first recurrent layer. The fused and the equations layer of a unit hold the same
+    parameter names, so a state dict trained with one loads into the other."""
+    if cell_type == CellType.lstm:
+        return nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
     if cell == Cell.fused:
-        return nn.GRU(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
-    return EquationsGRU(input_size, hidden_size, reset_after=reset_after, bidirectional=bidirectional)
+        module = nn.GRU if cell_type == CellType.gru else nn.RNN
+        return module(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+    if cell_type == CellType.gru:
+        return EquationsGRU(input_size, hidden_size, reset_after=reset_after, bidirectional=bidirectional)
+    return EquationsElman(input_size, hidden_size, bidirectional=bidirectional)
 
 
-def make_gru_cell(input_size: int, hidden_size: int, *, cell: Cell, reset_after: bool) -> nn.Module:
-    """One GRU step ``h' = cell(x, h)``: ``torch.nn.GRUCell`` or :class:`GRUCell` (same parameter names)."""
+def make_rnn_cell(input_size: int, hidden_size: int, *, cell_type: CellType, cell: Cell, reset_after: bool
+                  ) -> nn.Module:
+    """One step of the unit, for :func:`cell_step`: torch's ``GRUCell``/``LSTMCell``/``RNNCell`` or the
+    equations' :class:`GRUCell` / :class:`ElmanCell` (same parameter names)."""
+    if cell_type == CellType.lstm:
+        return nn.LSTMCell(input_size, hidden_size)
     if cell == Cell.fused:
-        return nn.GRUCell(input_size, hidden_size)
-    return GRUCell(input_size, hidden_size, reset_after=reset_after)
+        return nn.GRUCell(input_size, hidden_size) if cell_type == CellType.gru else nn.RNNCell(input_size, hidden_size)
+    if cell_type == CellType.gru:
+        return GRUCell(input_size, hidden_size, reset_after=reset_after)
+    return ElmanCell(input_size, hidden_size)
 
 
-def run_gru(rnn: nn.Module, x: Tensor, h0: Tensor | None = None, lengths: Tensor | None = None
+def _is_lstm(module: nn.Module) -> bool:
+    return getattr(module, "mode", None) == "LSTM" or "LSTMCell" in type(module).__name__
+
+
+def hidden(state: Tensor, hidden_size: int) -> Tensor:
+    """h of a recurrent state (..., H) or (..., 2H): its first H columns."""
+    return state[..., :hidden_size]
+
+
+def start_state(h0: Tensor, module: nn.Module) -> Tensor:
+    """A state that starts from h0 (B, H): with an empty memory cell for an LSTM."""
+    return torch.cat([h0, torch.zeros_like(h0)], dim=-1) if _is_lstm(module) else h0
+
+
+def cell_step(cell: nn.Module, x: Tensor, state: Tensor) -> Tensor:
+    """The state after one step of ``cell`` on x (B, I) from ``state`` (B, H) or (B, 2H)."""
+    if not _is_lstm(cell):
+        return cell(x, state)
+    h, c = cell(x, state.chunk(2, dim=-1))
+    return torch.cat([h, c], dim=-1)
+
+
+def run_rnn(rnn: nn.Module, x: Tensor, state0: Tensor | None = None, lengths: Tensor | None = None
             ) -> tuple[Tensor, Tensor]:
-    """Run either GRU over a padded batch.
+    """Run a recurrent layer over a padded batch.
 
-    :param x: (B, T, I) inputs. :param h0: (B, H) initial state or None (zeros).
-    :param lengths: (B,) real lengths; None when every row is used in full (or padding at the end
-        does not matter to the caller, as in the teacher-forced decoder).
-    :return: outputs (B, T, D*H) (zeros past each length) and the last state (B, H): the state after the
-        last real token, or for a bidirectional GRU the backward direction's state after the first token.
+    :param x: (B, T, I) inputs. :param state0: (B, H) or, for an LSTM, (B, 2H) initial state; None: zeros.
+    :param lengths: (B,) real lengths; None when every row is used in full (or padding at the end does not matter
+        to the caller, as in the teacher-forced decoder).
+    :return: outputs h (B, T, D*H) (zeros past each length) and the last state: after the last real token, or for
+        a bidirectional layer the backward direction's after the first token.
     """
-    h0_ = None if h0 is None else h0.unsqueeze(0).contiguous()
-    if isinstance(rnn, EquationsGRU):
-        out, h_n = rnn(x, h0_, lengths)
-        return out, h_n[-1]
-    if lengths is None:
-        out, h_n = rnn(x, h0_)
-        return out, h_n[-1]
-    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-    out, h_n = rnn(packed, h0_)
-    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-    return out, h_n[-1]
+    lstm = _is_lstm(rnn)
+    if state0 is None:
+        init = None
+    elif lstm:
+        init = tuple(part.unsqueeze(0).contiguous() for part in state0.chunk(2, dim=-1))
+    else:
+        init = state0.unsqueeze(0).contiguous()
+    if isinstance(rnn, EquationsRNN):
+        out, last = rnn(x, init, lengths)
+    elif lengths is None:
+        out, last = rnn(x, init)
+    else:
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, last = rnn(packed, init)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return out, torch.cat([last[0][-1], last[1][-1]], dim=-1) if lstm else last[-1]
 
 
 def init_cho2014(module: nn.Module, std: float) -> None:
@@ -56,7 +100,7 @@ def init_cho2014(module: nn.Module, std: float) -> None:
     weights N(0, std), biases zero."""
     for name, p in module.named_parameters():
         if "weight_hh" in name:
-            for block in p.data.chunk(3, dim=0):
+            for block in p.data.chunk(p.shape[0] // p.shape[1], dim=0):  # G blocks of (H, H)
                 nn.init.orthogonal_(block)
         elif "bias" in name:
             nn.init.zeros_(p)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nmt.errors import NMTError
 from nmt.model.encoders import reverse_padded
 from nmt.model.gru import gru_step
 from nmt.plot.common import plt, short, source_tensors
@@ -23,6 +24,9 @@ def encoder_gates(translator: Translator, sentence: str) -> tuple[list[str], np.
         update gate activations, each (S, H).
     """
     model = translator.model
+    if model.cfg.cell_type != "gru":
+        raise NMTError(f"nmt plot gates draws a GRU's update and reset gates; this model's unit is "
+                       f"{model.cfg.cell_type}")
     src, src_len, pieces = source_tensors(translator, [sentence])
     words = pieces[0]
     if getattr(model.encoder, "reverse", False):

@@ -45,10 +45,10 @@ def analyze(translator: Translator, sentence: str, dc: DecodeConfig, max_input_l
 
 def _gates(translator: Translator, ids: list[int]) -> dict[str, Any] | None:
     """The forward encoder GRU's update and reset gates, averaged over units, at each source piece (in source
-    order, whichever way the encoder reads). None for a quantized model (its weights are packed)."""
+    order, whichever way the encoder reads). None for other units and for a quantized model (packed weights)."""
     model = translator.model
     rnn = model.encoder.rnn
-    if not hasattr(rnn, "weight_ih_l0") or not isinstance(rnn.weight_ih_l0, torch.Tensor):
+    if model.cfg.cell_type != "gru" or not isinstance(getattr(rnn, "weight_ih_l0", None), torch.Tensor):
         return None
     src, length = torch.tensor([ids]), torch.tensor([len(ids)])
     reverse = bool(getattr(model.encoder, "reverse", False))

@@ -44,7 +44,7 @@ function drawHeatmap(src, tgt, weights) {
 function drawGates(src, gates) {
   const strip = $("gates");
   strip.replaceChildren();
-  if (gates === null) { $("reading").textContent = "(not available for an int8 model)"; return; }
+  if (gates === null) { $("reading").textContent = "(shown for GRU models in fp32 only)"; return; }
   src.forEach((s, j) => {
     const g = el("div", "gate");
     const bars = el("div", "bars");
