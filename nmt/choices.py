@@ -120,6 +120,7 @@ class PlotKind(Choice):
     gates = "gates"
     curves = "curves"
     representations = "representations"
+    gradients = "gradients"
 
 
 class Checked:

@@ -259,8 +259,8 @@ class AverageConfig:
 class PlotConfig(Checked):
     """``nmt plot KIND``: a picture of a trained run, written as PNG."""
 
-    kind: PlotKind = MISSING  # attention | gates | curves | representations
-    run: str = MISSING  # a run directory (curves: its metrics.jsonl) or a checkpoint file
+    kind: PlotKind = MISSING  # attention | gates | curves | representations | gradients
+    run: str = MISSING  # a run directory (curves: its metrics.jsonl) or a checkpoint; gradients: [a,b,...]
     sentence: str | None = None  # the source sentence (attention, gates)
     input: str | None = None  # source phrases, one a line (representations)
     max_phrases: int = 500  # phrases read from input (representations)

@@ -119,5 +119,27 @@ def test_plot_errors_are_one_line(runs: dict[str, Path], tmp_path: Path) -> None
     out = nmt("plot", "gates", f"run={runs['small']}", cwd=tmp_path)
     assert out.returncode == 2 and "sentence=" in last_line(out.stderr)
     out = nmt("plot", "heatmap", f"run={runs['small']}", cwd=tmp_path)
-    assert out.returncode == 2 and "'heatmap', expected one of [attention, gates, curves, representations]" in \
+    assert out.returncode == 2 and "'heatmap', expected one of [attention, gates, curves, representations, gradients]" in \
         last_line(out.stderr)
+
+
+def test_gradients_by_distance_for_three_units(tiny_data_cfg, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from nmt.config import Config, ModelConfig, TrainConfig
+    from nmt.plot.gradients import gradient_by_distance
+    from nmt.train import train
+
+    tc = replace(TrainConfig(), max_steps=4, eval_every=4, batch_tokens=300, tensorboard=False, keep_last=0)
+    runs = []
+    for unit in ("gru", "lstm", "elman"):
+        model = replace(ModelConfig(), emb_dim=8, hidden_dim=12, maxout_dim=6, cell_type=unit)
+        train(Config(data=tiny_data_cfg, model=model, train=tc, name=unit, run_dir=str(tmp_path / unit)))
+        runs.append(tmp_path / unit)
+    t = Translator.load(str(runs[0]))
+    n = max(len(ids) for ids in t.tokenizer.encode_src(["ka lo mi ne", "ru"]))  # the longer source's pieces
+    norms = gradient_by_distance(t, ["ka lo mi ne", "ru"], ["cat dog sun moon", "tree"], max_distance=n + 2)
+    assert norms.shape == (n + 2,) and np.all(norms[:n] > 0) and np.all(np.isnan(norms[n:]))
+    out = tmp_path / "g.png"
+    run_plot(PlotConfig(kind="gradients", run=f"[{runs[0]},{runs[1]},{runs[2]}]", output=str(out), max_phrases=8))
+    assert out.stat().st_size > 10_000

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from nmt.choices import PlotKind
-from nmt.config import PlotConfig
-from nmt.data.load import read_lines, resolve_path
+from nmt.config import DataConfig, PlotConfig
+from nmt.data.load import load_split, read_lines, resolve_path
 from nmt.errors import NMTError
-from nmt.plot import attention, curves, gates, representations
-from nmt.plot.common import save
-from nmt.translate import Translator
+from nmt.plot import attention, curves, gates, gradients, representations
+from nmt.plot.common import plt, save
+from nmt.translate import Translator, checkpoint_paths
 
 
 def _run_dir(run: Path) -> Path:
@@ -23,8 +23,25 @@ def _sentence(pc: PlotConfig) -> str:
     return pc.sentence
 
 
+def _gradients(pc: PlotConfig) -> tuple[plt.Figure, Path]:
+    """The gradient-by-distance picture of every run in ``pc.run``, on the first run's first dev sentences."""
+    paths = [resolve_path(p) for p in checkpoint_paths(pc.run)]
+    translators = [Translator.load(str(p)) for p in paths]
+    dev = load_split(DataConfig.from_dict(translators[0].config["data"]), "dev")
+    n = min(pc.max_phrases, len(dev))
+    src, tgt = list(dev["src"][:n]), list(dev["tgt"][:n])
+    curves = {f"{p.name if p.is_dir() else p.stem} ({t.model.cfg.cell_type})":
+              gradients.gradient_by_distance(t, src, tgt) for p, t in zip(paths, translators, strict=True)}
+    return gradients.draw(curves), _run_dir(paths[0]) / "plots" / "gradients.png"
+
+
 def run_plot(pc: PlotConfig) -> Path:
     """Compute and write the picture ``pc.kind``; prints and returns its path."""
+    if pc.kind == PlotKind.gradients:
+        fig, default = _gradients(pc)
+        path = save(fig, resolve_path(pc.output) if pc.output else default)
+        print(f"wrote {path}")
+        return path
     run = resolve_path(pc.run)
     if not run.exists():
         raise NMTError(f"run not found: {run}")
