@@ -119,8 +119,8 @@ def test_plot_errors_are_one_line(runs: dict[str, Path], tmp_path: Path) -> None
     out = nmt("plot", "gates", f"run={runs['small']}", cwd=tmp_path)
     assert out.returncode == 2 and "sentence=" in last_line(out.stderr)
     out = nmt("plot", "heatmap", f"run={runs['small']}", cwd=tmp_path)
-    assert out.returncode == 2 and "'heatmap', expected one of [attention, gates, curves, representations, gradients]" in \
-        last_line(out.stderr)
+    expected = "'heatmap', expected one of [attention, gates, curves, representations, gradients]"
+    assert out.returncode == 2 and expected in last_line(out.stderr)
 
 
 def test_gradients_by_distance_for_three_units(tiny_data_cfg, tmp_path: Path) -> None:
