@@ -22,6 +22,7 @@ class ServeConfig(Checked):
     host: str = "127.0.0.1"  # the address to listen on (0.0.0.0: every interface)
     port: int = 8000
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    workers: int = 1  # search batches in flight at once, each on its own thread (with threads=1: one per core)
     quantize: Quantize = Quantize.none  # none | int8 (CPU)
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # the default search of every request
     batch_wait_ms: float = 10.0  # how long the first request waits for others to share its search batch

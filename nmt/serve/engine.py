@@ -44,6 +44,7 @@ class Batcher:
     translator: Translator
     executor: ThreadPoolExecutor
     wait_s: float
+    workers: int = 1  # batches searched at the same time (each on its own thread of ``executor``)
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     batches: int = 0  # searches run so far (a test reads it)
 
@@ -56,8 +57,10 @@ class Batcher:
     async def run(self) -> None:
         """Forever: take the first waiting job, gather others for at most ``wait_s`` or until the token budget of
         its decoding setting is full, search each setting's jobs together, hand out the results."""
-        loop = asyncio.get_running_loop()
+        loop, free = asyncio.get_running_loop(), asyncio.Semaphore(self.workers)
+        running: set[asyncio.Task] = set()
         while True:
+            await free.acquire()  # a worker is free: gather its batch
             jobs = [await self.queue.get()]
             budget = jobs[0].dc.batch_tokens
             tokens, deadline = sum(map(len, jobs[0].ids)), time.monotonic() + self.wait_s
@@ -67,8 +70,16 @@ class Batcher:
                 except asyncio.TimeoutError:
                     break
                 tokens += sum(map(len, jobs[-1].ids))
+            task = asyncio.create_task(self._search_all(loop, jobs, free))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+    async def _search_all(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job], free: asyncio.Semaphore) -> None:
+        try:
             for group in _by_setting(jobs):
                 await self._search(loop, group)
+        finally:
+            free.release()
 
     async def _search(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         ids = [x for job in jobs for x in job.ids]
@@ -130,7 +141,8 @@ class ServedModel:
         return await asyncio.get_running_loop().run_in_executor(self.batcher.executor, fn, *args)
 
 
-def load_models(paths: list[str], quantize: str, wait_s: float, executor: ThreadPoolExecutor) -> list[ServedModel]:
+def load_models(paths: list[str], quantize: str, wait_s: float, executor: ThreadPoolExecutor, workers: int = 1
+                ) -> list[ServedModel]:
     """Each checkpoint as a served model, named after its run directory (or file), made unique."""
     models: list[ServedModel] = []
     for path in paths:
@@ -139,7 +151,7 @@ def load_models(paths: list[str], quantize: str, wait_s: float, executor: Thread
         name = p.name if p.is_dir() else f"{p.parent.name}-{p.stem}" if p.parent.name else p.stem
         while name in {m.name for m in models}:
             name += "+"
-        models.append(ServedModel(name, path, translator, Batcher(translator, executor, wait_s)))
+        models.append(ServedModel(name, path, translator, Batcher(translator, executor, wait_s, workers)))
     return models
 
 

@@ -40,9 +40,10 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def _start(checkpoint: str, port: int, threads: int) -> subprocess.Popen:
+def _start(checkpoint: str, port: int, threads: int, workers: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", f"checkpoint={checkpoint}", f"port={port}",
-                             f"threads={threads}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             f"threads={threads}", f"workers={workers}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     for _ in range(600):
         try:
             if _request(port, "GET", "/health")[0] == 200:
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the server and of offline decoding")
+    ap.add_argument("--workers", type=int, default=1, help="the server's batches in flight (nmt serve workers=)")
     ap.add_argument("--output", default="runs/bench/serve.json")
     args = ap.parse_args(argv)
     checkpoint = str(resolve_path(args.checkpoint))
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     rng = random.Random(0)
     requests = [test[i : i + rng.randint(1, 3)] for i in (rng.randrange(len(test) - 3) for _ in range(args.requests))]
     port = _free_port()
-    server = _start(checkpoint, port, args.threads)
+    server = _start(checkpoint, port, args.threads, args.workers)
     try:
         _load(port, requests[:100], 8, data.tgt_lang)  # warm-up
         rss_warm = _rss_mib(server.pid)

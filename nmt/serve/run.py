@@ -28,9 +28,9 @@ class GracefulServer(uvicorn.Server):
 def serve(sc: ServeConfig) -> None:
     if sc.threads > 0:
         torch.set_num_threads(sc.threads)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nmt-model")
+    executor = ThreadPoolExecutor(max_workers=sc.workers, thread_name_prefix="nmt-model")
     paths = [str(resolve_path(p)) for p in [sc.checkpoint, *sc.more]]
-    models = load_models(paths, sc.quantize, sc.batch_wait_ms / 1000, executor)
+    models = load_models(paths, sc.quantize, sc.batch_wait_ms / 1000, executor, sc.workers)
     app = create_app(models, sc, executor)
     names = ", ".join(f"{m.name} ({m.src_lang}->{m.tgt_lang})" for m in models)
     print(f"serving {names} at http://{sc.host}:{sc.port}/ (API schema at /docs); Ctrl-C stops", flush=True)

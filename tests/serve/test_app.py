@@ -36,8 +36,9 @@ def run(tmp_path_factory: pytest.TempPathFactory, corpus_writer) -> Path:
 
 def client(run: Path, **settings) -> TestClient:
     sc = replace(ServeConfig(checkpoint=str(run)), **settings)
-    executor = ThreadPoolExecutor(1)
-    return TestClient(create_app(load_models([str(run)], "none", sc.batch_wait_ms / 1000, executor), sc, executor))
+    executor = ThreadPoolExecutor(sc.workers)
+    models = load_models([str(run)], "none", sc.batch_wait_ms / 1000, executor, sc.workers)
+    return TestClient(create_app(models, sc, executor))
 
 
 def test_libretranslate_shape(run: Path) -> None:
@@ -82,10 +83,11 @@ def test_score_is_log_p_of_the_pair(run: Path) -> None:
     assert [r["pieces"] for r in out] == [n for _, n in expected]
 
 
-def test_concurrent_requests_share_a_batch_and_get_their_own_sentences(run: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_concurrent_requests_share_a_batch_and_get_their_own_sentences(run: Path, workers: int) -> None:
     sentences = [["ka lo mi"], ["ne ru", "ta po si"], ["vu"], ["de ka", "lo", "mi ne"]]
     offline = Translator.load(str(run))
-    with client(run, batch_wait_ms=300.0) as c:
+    with client(run, batch_wait_ms=300.0, workers=workers) as c:
         model = c.app.state.models["run"]
 
         async def all_at_once() -> list:
