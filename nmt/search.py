@@ -204,6 +204,7 @@ def decode_all(model: Any, ids: Sequence[Sequence[int]], dc: DecodeConfig,
     return out
 
 
-def decode_best(model: Any, ids: Sequence[Sequence[int]], dc: DecodeConfig) -> list[list[int]]:
+def decode_best(model: Any, ids: Sequence[Sequence[int]], dc: DecodeConfig,
+                on_batch: Callable[[int, int], None] | None = None) -> list[list[int]]:
     """The best output ids for each source id list, in input order (empty for an empty source)."""
-    return [h[0].tokens if h else [] for h in decode_all(model, ids, dc)]
+    return [h[0].tokens if h else [] for h in decode_all(model, ids, dc, on_batch)]

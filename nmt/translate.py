@@ -15,7 +15,7 @@ from nmt.ensemble import Ensemble
 from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.quantize import quantize as quantize_model
-from nmt.search import decode_all
+from nmt.search import decode_all, decode_best
 
 log = logging.getLogger("nmt.translate")
 
@@ -92,7 +92,7 @@ class Translator:
         """One translation per input line, in input order; empty lines give empty lines. ``on_batch``: see
         nmt.search.decode_all."""
         ids = self.encode(lines, max_input_len, first_line)
-        hyps = [h[0].tokens if h else [] for h in decode_all(self.model, ids, dc, on_batch)]
+        hyps = decode_best(self.model, ids, dc, on_batch)
         return [text if x else "" for x, text in zip(ids, self.tokenizer.decode_tgt(hyps), strict=True)]
 
     def nbest(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,

@@ -16,7 +16,7 @@ from nmt.search import decode_all
 from nmt.translate import Translator
 
 
-def _number(x: float) -> float | None:
+def json_number(x: float) -> float | None:
     """JSON has no NaN: greedy search computes no scores."""
     return None if math.isnan(x) else round(x, 4)
 
@@ -34,7 +34,7 @@ def analyze(translator: Translator, sentence: str, dc: DecodeConfig, max_input_l
     texts = tok.decode_tgt([h.tokens for h in hyps])
     out = {"source_pieces": [tok.src.id_to_piece(i) for i in ids],
            "target_pieces": [tok.tgt.id_to_piece(i) for i in best] + ["</s>"], "translation": texts[0],
-           "nbest": [{"translation": t, "logprob": _number(h.logprob), "score": _number(h.score)}
+           "nbest": [{"translation": t, "logprob": json_number(h.logprob), "score": json_number(h.score)}
                      for t, h in zip(texts, hyps, strict=True)],
            "attention": None, "gates": _gates(translator, ids)}
     if hasattr(model, "attention_and_features"):  # (T+1, S): one row per target piece and the end of sentence

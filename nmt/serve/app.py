@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nmt.score import score_pairs
 from nmt.serve import schemas
-from nmt.serve.analysis import analyze
+from nmt.serve.analysis import analyze, json_number
 from nmt.serve.config import ServeConfig
 from nmt.serve.engine import ServedModel, clean, search_config
 from nmt.serve.limits import BodyLimit
@@ -136,7 +136,7 @@ def _translation_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig
         out = []
         for item, (hyps,) in zip(items, results, strict=True):
             text = models[item.id].texts(hyps[:1])[0] if hyps else ""
-            score = hyps[0].logprob if hyps and hyps[0].logprob == hyps[0].logprob else None
+            score = json_number(hyps[0].logprob) if hyps else None
             out.append({"src": item.src, "tgt": text, "n_best": 1, "pred_score": score})
         return [out]
 
