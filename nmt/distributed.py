@@ -18,6 +18,7 @@ early stopping, learning-rate drops, time budgets and stop signals end every ran
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -169,6 +170,10 @@ def session(device_name: str = "auto", backend_name: str = "auto") -> Iterator[D
         logging.getLogger("nmt").setLevel(logging.WARNING)
     try:
         yield dist
+        dist.barrier()  # leave together: no rank tears its connections down while another still talks to it
     finally:
         if dist.enabled and torch.distributed.is_initialized():
+            # DDP's reducer sits in reference cycles; freed at interpreter exit, after the group, its gloo work can
+            # abort the process ("terminate called without an active exception"), so free it while the group lives
+            gc.collect()
             torch.distributed.destroy_process_group()
