@@ -123,6 +123,17 @@ class PlotKind(Choice):
     gradients = "gradients"
 
 
+AUTO = "auto"
+
+
+def check_setting(value: object, name: str = "threads") -> str:
+    """A ``threads`` setting as its canonical string: ``auto``, or a whole number (0: torch's default)."""
+    text = str(value).strip().lower()
+    if text == AUTO or (text.isdigit() and not isinstance(value, bool)):
+        return text if text == AUTO else str(int(text))
+    raise ConfigValueError(f"unknown {name}={value!r}: use auto or a number of threads (0: torch's default)")
+
+
 class Checked:
     """Turns the string values of a config's :class:`Choice` fields into members when a dataclass is built in
     code (Hydra's composition has checked them already): an unknown value is one line naming the allowed ones."""
@@ -138,6 +149,8 @@ class Checked:
                 setattr(self, f.name, kind.parse(value, name))
             elif typing.get_origin(kind) is list and issubclass(typing.get_args(kind)[0], Choice):
                 setattr(self, f.name, [typing.get_args(kind)[0].parse(v, name) for v in value])
+            elif f.name == "threads" and kind is str:  # auto or a count (nmt.threads)
+                setattr(self, f.name, check_setting(value, name))
 
 
 def to_plain(cfg: Any) -> dict:

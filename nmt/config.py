@@ -122,7 +122,7 @@ class TrainConfig(Checked):
     section: ClassVar[str] = "train"
 
     seed: int = 1234
-    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    threads: str = "auto"  # torch intra-op threads: auto (adapts to a busy machine, nmt.threads) | N | 0: torch's
     device: Device = Device.auto  # auto (a GPU when visible, else CPU) | cpu | cuda; under torchrun: cuda:LOCAL_RANK
     precision: Precision = Precision.fp32  # fp32 | bf16 (autocast on CUDA; the loss and optimizer stay in fp32)
     dist_backend: DistBackend = DistBackend.auto  # torchrun runs: auto (nccl on GPUs, gloo on CPUs) | nccl | gloo
@@ -205,7 +205,7 @@ class TranslateConfig(Checked):
     input: str = "-"  # a text file, one sentence per line; "-" reads stdin
     output: str = "-"  # where translations go, one line per input line; "-" writes stdout
     max_input_len: int = 250  # source pieces kept per line; longer lines are truncated with a warning
-    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    threads: str = "auto"  # torch intra-op threads: auto (adapts to a busy machine, nmt.threads) | N | 0: torch's
     quantize: Quantize = Quantize.none  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
@@ -224,13 +224,13 @@ class EvaluateConfig(Checked):
     lowercase: bool = False  # case-insensitive BLEU, comparable with published lowercased scores
     out_dir: str | None = None  # hypotheses and report.json; default: <run directory>/eval
     max_input_len: int = 250  # source pieces kept per line
-    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    threads: str = "auto"  # torch intra-op threads: auto (adapts to a busy machine, nmt.threads) | N | 0: torch's
     quantize: Quantize = Quantize.none  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
 
 @dataclass
-class ScoreConfig:
+class ScoreConfig(Checked):
     """``nmt score``: log p(y|x) of given pairs, or of a Moses n-best list's hypotheses."""
 
     checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
@@ -243,7 +243,7 @@ class ScoreConfig:
     weight: float = 1.0  # weight of the model score when reranking
     output: str = "-"  # "-": stdout
     batch_tokens: int = 4096  # pieces per scoring batch
-    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    threads: str = "auto"  # torch intra-op threads: auto (adapts to a busy machine, nmt.threads) | N | 0: torch's
 
 
 @dataclass

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import datasets
-import torch
 from tqdm import tqdm
 
 from nmt.choices import DecodeMethod, Quantize, to_plain
@@ -16,6 +15,8 @@ from nmt.config import DataConfig, EvaluateConfig
 from nmt.data.load import check_parallel, existing_file, load_split, read_lines, resolve_path
 from nmt.errors import NMTError
 from nmt.metrics import corpus_scores, paired_bootstrap
+from nmt.threads import Threads
+from nmt.threads import configure as configure_threads
 from nmt.translate import Translator, checkpoint_paths
 
 
@@ -73,12 +74,18 @@ def output_tag(ec: EvaluateConfig) -> str:
     return tag + ("-int8" if ec.quantize == Quantize.int8 else "")
 
 
-def _evaluate_set(translator: Translator, ec: EvaluateConfig, src: list[str], refs: list[str], name: str) -> dict:
+def _evaluate_set(translator: Translator, ec: EvaluateConfig, src: list[str], refs: list[str], name: str,
+                  threads: Threads) -> dict:
     """Translate one test set (a progress bar on a terminal) and score it; prints the scores."""
     start = time.perf_counter()
+
+    def advance(sentences: int, source_pieces: int) -> None:
+        threads.tick(source_pieces)  # threads=auto: the search time of each batch
+        bar.update(sentences)
+
     with tqdm(total=len(src), unit="sent", desc=name, disable=not sys.stderr.isatty(), leave=False) as bar:
-        hyps = translator.translate(src, ec.decode, max_input_len=ec.max_input_len,
-                                    on_batch=lambda sentences, _: bar.update(sentences))
+        threads.restart()
+        hyps = translator.translate(src, ec.decode, max_input_len=ec.max_input_len, on_batch=advance)
     seconds = time.perf_counter() - start
     scores = corpus_scores(hyps, refs, bootstrap=ec.bootstrap, lowercase=ec.lowercase)
     ci = f" ± {scores['bleu']['ci95']}" if "ci95" in scores["bleu"] else ""
@@ -106,8 +113,7 @@ def _against_baseline(hyps: list[str], refs: list[str], ec: EvaluateConfig) -> d
 def evaluate(ec: EvaluateConfig) -> dict:
     """Translate and score every configured test set; returns the report that is also written as JSON, beside
     the hypotheses, as ``<out_dir>/report.<tag>.json`` and ``<set>.<tag>.hyp`` (:func:`output_tag`)."""
-    if ec.threads > 0:
-        torch.set_num_threads(ec.threads)
+    threads = configure_threads(ec.threads)
     datasets.disable_progress_bars()
     members = checkpoint_paths(ec.checkpoint)
     ckpt_path = resolve_path(members[0])
@@ -124,7 +130,7 @@ def evaluate(ec: EvaluateConfig) -> dict:
     report = {"checkpoint": names if len(names) > 1 else names[0], "step": translator.step,
               "quantize": str(ec.quantize), "decode": to_plain(ec.decode), "sets": {}}
     for name, (src, refs) in sets.items():
-        result = _evaluate_set(translator, ec, src, refs, name)
+        result = _evaluate_set(translator, ec, src, refs, name, threads)
         (out_dir / f"{name}.{tag}.hyp").write_text("".join(h + "\n" for h in result.pop("hyps")), encoding="utf-8")
         report["sets"][name] = result
     path = out_dir / f"report.{tag}.json"

@@ -29,6 +29,8 @@ from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
 from nmt.optim import make_optimizer
+from nmt.threads import AdaptiveThreads, FixedThreads
+from nmt.threads import configure as configure_threads
 
 log = logging.getLogger("nmt.train")
 
@@ -70,6 +72,7 @@ class Run:
     loss_fn: Callable[..., torch.Tensor]  # model.loss, through DDP under torchrun
     autocast: Any  # a context manager: bf16 autocast on CUDA, else nothing
     board: Board  # TensorBoard curves (rank 0, train.tensorboard)
+    threads: FixedThreads | AdaptiveThreads = field(default_factory=lambda: FixedThreads(0))  # told each update's time
 
     @property
     def device(self) -> torch.device:
@@ -103,8 +106,7 @@ def setup(cfg: Config, dist: distributed.Dist | None = None) -> Run:
         raise NMTError("train.precision=bf16 needs a CUDA device (train.device=cuda or auto with a GPU)")
     run_dir = Path(cfg.run_dir)
     resumed = _resumable(cfg, run_dir)
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
+    threads = configure_threads(tc.threads)
     if dist.device.type == "cpu":
         keep_freed_memory()  # no page faults on the same large tensors in every update (nmt.allocator)
     random.seed(tc.seed)
@@ -120,7 +122,7 @@ def setup(cfg: Config, dist: distributed.Dist | None = None) -> Run:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.precision == Precision.bf16 else None
     # the loss through DistributedDataParallel under torchrun (after loading, so every rank has the weights)
     run = Run(cfg, dist, run_dir, corpus, model, opt, batches, state, dist.wrap(model),
-              autocast or contextlib.nullcontext(), Board(run_dir, False))
+              autocast or contextlib.nullcontext(), Board(run_dir, False), threads)
     if dist.is_main:
         _write_run_files(run, fresh=resumed is None)
         run.board = Board(run_dir, tc.tensorboard, state.step)

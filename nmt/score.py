@@ -13,20 +13,26 @@ from nmt.config import ScoreConfig
 from nmt.data.batching import collate, token_batches
 from nmt.data.load import check_parallel, existing_file, read_lines
 from nmt.errors import NMTError
+from nmt.threads import FixedThreads, Threads
+from nmt.threads import configure as configure_threads
 from nmt.translate import Translator
 
 
 @torch.no_grad()
-def score_pairs(translator: Translator, src: Sequence[str], tgt: Sequence[str], batch_tokens: int = 4096
-                ) -> list[tuple[float, int]]:
-    """log p(y|x) of each pair and the number of scored target pieces (the sentence's pieces + EOS)."""
+def score_pairs(translator: Translator, src: Sequence[str], tgt: Sequence[str], batch_tokens: int = 4096,
+                threads: Threads | None = None) -> list[tuple[float, int]]:
+    """log p(y|x) of each pair and the number of scored target pieces (the sentence's pieces + EOS); ``threads``
+    (``threads=auto``) is told each batch's time."""
+    threads = threads or FixedThreads(0)
     tok = translator.tokenizer
     s_ids, t_ids = tok.encode_src(src), tok.encode_tgt(tgt)
     out: list[tuple[float, int]] = [(0.0, 0)] * len(src)
     s_len, t_len = [len(x) for x in s_ids], [len(y) for y in t_ids]
     for group in token_batches(s_len, t_len, batch_tokens, shuffle=False):
         batch = collate([s_ids[i] for i in group], [t_ids[i] for i in group], group)
-        for i, lp in zip(group, translator.model.score(batch).tolist(), strict=True):
+        with threads.timed(sum(t_len[i] for i in group)):
+            scores = translator.model.score(batch).tolist()
+        for i, lp in zip(group, scores, strict=True):
             out[i] = (lp, t_len[i] + 1)
     return out
 
@@ -76,14 +82,13 @@ def _rescore_nbest(translator: Translator, sc: ScoreConfig) -> list[str]:
 
 
 def run_score(sc: ScoreConfig) -> None:
-    if sc.threads > 0:
-        torch.set_num_threads(sc.threads)
+    threads = configure_threads(sc.threads)
     translator = Translator.open(sc.checkpoint)
     if sc.nbest:
         lines = _rescore_nbest(translator, sc)
     else:
         src, tgt = _pairs(sc)
-        lines = [f"{lp:.4f}\t{lp / n:.4f}" for lp, n in score_pairs(translator, src, tgt, sc.batch_tokens)]
+        lines = [f"{lp:.4f}\t{lp / n:.4f}" for lp, n in score_pairs(translator, src, tgt, sc.batch_tokens, threads)]
     out = sys.stdout if sc.output == "-" else open(Path(sc.output).expanduser(), "w", encoding="utf-8")
     try:
         out.write("".join(line + "\n" for line in lines))

@@ -99,7 +99,8 @@ def run_epoch(run: Run, stop: StopRequest, progress: Progress, started: float) -
     batches = run.batches.epoch(s.epoch)
     while s.batch_in_epoch + dist.world_size <= len(batches):
         batch = run.batches.make(batches[s.batch_in_epoch + dist.rank]).to(run.device)
-        done = update(run, batch)
+        with run.threads.timed(batch.n_tgt_tokens):  # train.threads=auto measures updates, not validations
+            done = update(run, batch)
         s.batch_in_epoch += dist.world_size
         s.elapsed_s = time.monotonic() - started
         progress.update(done.loss or 0.0, n_tokens=done.n_tokens if done.loss is not None else 0,

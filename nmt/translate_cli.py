@@ -8,11 +8,11 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from nmt.config import TranslateConfig
 from nmt.data.load import decode_lines, existing_file, read_lines, resolve_path
+from nmt.threads import configure as configure_threads
 from nmt.translate import Translator, chunks
 
 CHUNK = 2000  # lines translated together: bounded memory, good batches
@@ -61,8 +61,7 @@ def _lines(tc: TranslateConfig) -> tuple[Iterable[str], int | None]:
 
 def run_translate(tc: TranslateConfig) -> None:
     """Translate ``tc.input`` to ``tc.output`` with the model in ``tc.checkpoint``."""
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
+    threads = configure_threads(tc.threads)
     translator = Translator.open(tc.checkpoint, tc.quantize)
     if tc.input == "-" and sys.stdin.isatty():
         _interactive(translator, tc)
@@ -73,6 +72,7 @@ def run_translate(tc: TranslateConfig) -> None:
     pieces = [0]
 
     def advance(sentences: int, source_pieces: int) -> None:
+        threads.tick(source_pieces)  # threads=auto: the search time of each batch
         pieces[0] += source_pieces
         bar.set_postfix(src_tok_s=f"{pieces[0] / max(bar.format_dict['elapsed'], 1e-9):,.0f}", refresh=False)
         bar.update(sentences)
@@ -81,6 +81,7 @@ def run_translate(tc: TranslateConfig) -> None:
         done = 0
         for chunk in chunks(lines, CHUNK):
             write = translator.nbest if tc.decode.n_best > 1 else translator.translate
+            threads.restart()
             texts = write(chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1, on_batch=advance)
             out.write("".join(text + "\n" for text in texts))
             out.flush()

@@ -21,7 +21,7 @@ class ServeConfig(Checked):
     more: list[str] = field(default_factory=list)  # further checkpoints to serve beside it
     host: str = "127.0.0.1"  # the address to listen on (0.0.0.0: every interface)
     port: int = 8000
-    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    threads: str = "auto"  # torch intra-op threads: auto (adapts to a busy machine, nmt.threads) | N | 0: torch's
     workers: int = 1  # search batches in flight at once, each on its own thread (with threads=1: one per core)
     quantize: Quantize = Quantize.none  # none | int8 (CPU)
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # the default search of every request

@@ -20,6 +20,7 @@ from typing import Any
 from nmt.choices import DecodeMethod
 from nmt.config import DecodeConfig
 from nmt.search import Hypothesis, decode_all
+from nmt.threads import FixedThreads, Threads
 from nmt.translate import Translator
 
 
@@ -47,6 +48,7 @@ class Batcher:
     workers: int = 1  # batches searched at the same time (each on its own thread of ``executor``)
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     batches: int = 0  # searches run so far (a test reads it)
+    threads: Threads = field(default_factory=lambda: FixedThreads(0))  # told each search's time (threads=auto)
 
     async def submit(self, ids: list[list[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
         """The hypotheses of each source id list, best first, once its batch has been searched."""
@@ -81,10 +83,14 @@ class Batcher:
         finally:
             free.release()
 
+    def _decode(self, ids: list[list[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
+        with self.threads.timed(sum(map(len, ids))):
+            return decode_all(self.translator.model, ids, dc)
+
     async def _search(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         ids = [x for job in jobs for x in job.ids]
         try:
-            hyps = await loop.run_in_executor(self.executor, decode_all, self.translator.model, ids, jobs[0].dc)
+            hyps = await loop.run_in_executor(self.executor, self._decode, ids, jobs[0].dc)
         except Exception as err:  # a failure answers its requests with an error; the server goes on
             for job in jobs:
                 if not job.done.done():
@@ -141,8 +147,8 @@ class ServedModel:
         return await asyncio.get_running_loop().run_in_executor(self.batcher.executor, fn, *args)
 
 
-def load_models(paths: list[str], quantize: str, wait_s: float, executor: ThreadPoolExecutor, workers: int = 1
-                ) -> list[ServedModel]:
+def load_models(paths: list[str], quantize: str, wait_s: float, executor: ThreadPoolExecutor, workers: int = 1,
+                threads: Threads | None = None) -> list[ServedModel]:
     """Each checkpoint as a served model, named after its run directory (or file), made unique."""
     models: list[ServedModel] = []
     for path in paths:
@@ -151,7 +157,8 @@ def load_models(paths: list[str], quantize: str, wait_s: float, executor: Thread
         name = p.name if p.is_dir() else f"{p.parent.name}-{p.stem}" if p.parent.name else p.stem
         while name in {m.name for m in models}:
             name += "+"
-        models.append(ServedModel(name, path, translator, Batcher(translator, executor, wait_s, workers)))
+        batcher = Batcher(translator, executor, wait_s, workers, threads=threads or FixedThreads(0))
+        models.append(ServedModel(name, path, translator, batcher))
     return models
 
 

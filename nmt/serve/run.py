@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-import torch
 import uvicorn
 
 from nmt.data.load import resolve_path
 from nmt.serve.app import create_app
 from nmt.serve.config import ServeConfig
 from nmt.serve.engine import load_models
+from nmt.threads import configure as configure_threads
 
 log = logging.getLogger("nmt.serve")
 
@@ -26,11 +26,10 @@ class GracefulServer(uvicorn.Server):
 
 
 def serve(sc: ServeConfig) -> None:
-    if sc.threads > 0:
-        torch.set_num_threads(sc.threads)
+    threads = configure_threads(sc.threads)  # auto: one tuner for every model, told each search's time
     executor = ThreadPoolExecutor(max_workers=sc.workers, thread_name_prefix="nmt-model")
     paths = [str(resolve_path(p)) for p in [sc.checkpoint, *sc.more]]
-    models = load_models(paths, sc.quantize, sc.batch_wait_ms / 1000, executor, sc.workers)
+    models = load_models(paths, sc.quantize, sc.batch_wait_ms / 1000, executor, sc.workers, threads)
     app = create_app(models, sc, executor)
     names = ", ".join(f"{m.name} ({m.src_lang}->{m.tgt_lang})" for m in models)
     print(f"serving {names} at http://{sc.host}:{sc.port}/ (API schema at /docs); Ctrl-C stops", flush=True)
