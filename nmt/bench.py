@@ -24,12 +24,14 @@ from pathlib import Path
 
 import torch
 
+from nmt import contention
 from nmt.config import BenchConfig, Config, DecodeConfig
 from nmt.data.load import load_split, resolve_path
 from nmt.data.tokenizer import PAD
 from nmt.errors import NMTError
 from nmt.metrics import bleu
 from nmt.model.flops import training_flops
+from nmt.threads import configure as configure_threads
 
 
 def peak_rss_mb() -> float:
@@ -99,7 +101,8 @@ def _train(bc: BenchConfig) -> dict:
         for done, idx in enumerate(itertools.islice(_batch_indices(run), bc.warmup + bc.measure), start=1):
             start = time.perf_counter()
             batch = run.batches.make(idx).to(run.device)  # building the batch is part of a measured update
-            update(run, batch)
+            with run.threads.timed(batch.n_tgt_tokens):  # threads=auto is told each update's time, as in training
+                update(run, batch)
             elapsed = time.perf_counter() - start
             if done <= bc.warmup:
                 continue
@@ -123,6 +126,7 @@ def _train(bc: BenchConfig) -> dict:
         "padding_share": 1 - (s["tgt_tokens"] + s["src_tokens"]) / (s["tgt_positions"] + s["src_positions"]),
         "useful_gflop_s": s["flops"] / s["seconds"] / 1e9,
         "updates": s["updates"],
+        "threads": run.threads.current,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -170,8 +174,8 @@ def _decode(bc: BenchConfig, method: str, quantized: bool) -> dict:
             "seconds": seconds, "bleu": bleu(texts, refs).score, "peak_rss_mb": peak_rss_mb()}
 
 
-def _child(queue: mp.Queue, fn_name: str, args: tuple, threads: int) -> None:
-    torch.set_num_threads(threads)
+def _child(queue: mp.Queue, fn_name: str, args: tuple, threads: str) -> None:
+    configure_threads(threads)
     try:
         queue.put(("ok", globals()[fn_name](*args)))
     except NMTError as err:
@@ -180,7 +184,7 @@ def _child(queue: mp.Queue, fn_name: str, args: tuple, threads: int) -> None:
         queue.put(("error", f"{type(err).__name__}: {err}"))
 
 
-def in_fresh_process(fn_name: str, *args, threads: int) -> dict:
+def in_fresh_process(fn_name: str, *args, threads: str) -> dict:
     """Run ``fn_name(*args)`` of this module in a new process; returns its result dict."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
@@ -209,6 +213,8 @@ def table(res: dict) -> str:
                                     f"{n}^3 matmul ceiling"),
         ("training peak RSS", f"{t['peak_rss_mb']:,.0f} MiB"),
     ]
+    if "contention" in res:
+        rows.extend(contention.rows(res["contention"]))
     if "dev" in res:
         d = res["dev"]
         rows.append(("dev cross-entropy after training",
@@ -231,6 +237,8 @@ def bench(bc: BenchConfig) -> dict:
     res["ceiling"] = in_fresh_process("_ceiling", bc, threads=bc.threads)
     print(f"training: {bc.warmup} warm-up + {bc.measure} measured updates ...", flush=True)
     res["train"] = in_fresh_process("_train", bc, threads=bc.threads)
+    if bc.contention:
+        res["contention"] = contention.measure(bc, in_fresh_process)
     if bc.dev_after_tokens > 0:
         print(f"training a fresh model on {bc.dev_after_tokens:,} target tokens for its dev cross-entropy ...",
               flush=True)

@@ -271,18 +271,21 @@ class PlotConfig(Checked):
 
 
 @dataclass
-class BenchConfig:
+class BenchConfig(Checked):
     """``nmt bench``: training and decoding speed, useful FLOP/s against the matmul ceiling, peak memory."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    threads: int = 2  # torch intra-op threads for every measurement
+    threads: str = "2"  # torch intra-op threads for every measurement (auto: nmt.threads)
     ceiling_size: int = 2048  # n of the n x n x n matmul that gives the large-size ceiling
     warmup: int = 20  # training updates before the measured window
     measure: int = 100  # training updates measured
     checkpoint: str | None = None  # a trained run or checkpoint to time decoding with; null: skip decoding
     quantized: bool = True  # also decode with int8 dynamic quantization (checkpoint given)
     beam: int = 5  # beam size of the beam-search row
+    contention: bool = True  # also train alone and beside a busy process at 1 thread, all cores and auto
+    contention_warmup: int = 10  # updates before each contention window (auto finds its count in them)
+    contention_measure: int = 40  # updates measured in each of the six contention windows
     dev_after_tokens: int = 0  # also train a fresh model on this many target tokens and report its dev cross-entropy
     output: str = "runs/bench/bench.json"  # every figure, as JSON

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from test_cli import nmt, train_args
 
+from nmt.contention import busy_neighbour, settings
+
 TINY = ["data=files", "data.local_dir=null", "data.src_lang=xx", "data.tgt_lang=yy", "data.vocab_size=40",
         "model.emb_dim=8", "model.hidden_dim=16", "model.maxout_dim=6", "model.attention_dim=8",
         "train.batch_tokens=200"]
 
 
-@pytest.mark.slow  # five fresh processes, each importing torch: about a minute
+@pytest.mark.slow  # eleven fresh processes, each importing torch: about two minutes
 def test_bench_measures_training_decoding_and_the_ceiling(tmp_path: Path, corpus_writer: Callable[..., Path]) -> None:
     corpus = corpus_writer(tmp_path / "corpus")
     trained = nmt(*train_args(corpus, tmp_path / "run", tmp_path / "cache", "model=rnnsearch", "model.attention_dim=8",
@@ -22,7 +26,7 @@ def test_bench_measures_training_decoding_and_the_ceiling(tmp_path: Path, corpus
     assert trained.returncode == 0, trained.stderr
     out = nmt("bench", *TINY, f"data.path={corpus}", f"data.cache_dir={tmp_path / 'cache'}", "threads=1",
               "ceiling_size=256", "warmup=1", "measure=3", f"checkpoint={tmp_path / 'run'}", "dev_after_tokens=20000",
-              f"output={tmp_path / 'bench.json'}", cwd=tmp_path)
+              "contention_warmup=2", "contention_measure=3", f"output={tmp_path / 'bench.json'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     res = json.loads((tmp_path / "bench.json").read_text())
     t = res["train"]
@@ -36,6 +40,24 @@ def test_bench_measures_training_decoding_and_the_ceiling(tmp_path: Path, corpus
     assert dev["train_tokens"] >= 20000 and dev["updates"] > 0 and dev["dev_pieces"] > 0
     assert dev["dev_ppl"] < 40  # a uniform guess over the 40 pieces would be 40: something was learned
     assert "| training target tok/s" in out.stdout and "useful training GFLOP/s" in out.stdout
+    c = res["contention"]
+    for where in ("alone", "busy"):
+        assert set(c[where]) == set(settings(c["cores"])) and all(v > 0 for v in c[where].values())
+        assert c[f"auto_share_{where}"] > 0 and 1 <= c["auto_threads"][where] <= c["cores"]
+    assert "training tgt tok/s beside 1 busy process" in out.stdout
+
+
+def test_busy_neighbour_runs_for_the_block_only() -> None:
+    """The contention rows' neighbour spins a core while the block runs and is gone after it."""
+    before = os.times().children_user
+    with busy_neighbour() as proc:
+        time.sleep(1.0)
+        assert proc is not None and proc.poll() is None
+    assert proc.returncode is not None  # killed and reaped
+    assert os.times().children_user - before > 0.3  # it was busy, not asleep
+    with busy_neighbour(False) as none:
+        assert none is None
+    assert settings(2) == ["1", "2", "auto"] and settings(1) == ["1", "auto"]
 
 
 def test_bench_reports_a_missing_checkpoint_in_one_line(tmp_path: Path, corpus_writer: Callable[..., Path]) -> None:
