@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 
 import torch
@@ -71,7 +72,8 @@ class AdaptiveThreads:
         self.base_recheck_s, self.max_recheck_s = recheck_s, max_recheck_s
         self.recheck_s = recheck_s
         self._set, self._clock, self._lock = set_threads, clock, threading.Lock()
-        self.history: list[tuple[float, int]] = []  # (seconds of work so far, count) at each change, for the curious
+        self.history: deque[tuple[float, int]] = deque(maxlen=100)  # (seconds of work so far, count) at the latest
+        # changes, for the curious
         self.work_s = 0.0  # seconds of measured work in all
         self._units = self._secs = 0.0
         self._calls = 0
