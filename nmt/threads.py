@@ -14,7 +14,8 @@ tokens, and the seconds they took):
   neighbour arrived) starts a round at once; otherwise a round comes every ``recheck_s`` seconds of work (so a
   neighbour's leaving is noticed), and that interval doubles, up to ``max_recheck_s``, each time a round keeps the
   count, so that a quiet machine pays for few probes.
-Candidates are 1, 2, 4, ... up to the cores torch would use by default (under torchrun: OMP_NUM_THREADS).
+The first window is thrown away: the first updates of a run are slow for reasons of their own (memory is
+allocated and paged in), and would make the count they ran at look bad. Candidates are 1, 2, 4, ... up to the cores torch would use by default (under torchrun: OMP_NUM_THREADS).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class AdaptiveThreads:
         self._units = self._secs = 0.0
         self._calls = 0
         self._last_tick: float | None = None
+        self._warming = True  # the first window is not measured: first updates are slow (allocation, page faults)
         self._todo = sorted(self.candidates, reverse=True)  # the first round tries every count, largest first
         self._round: dict[int, float] = {}  # rate of each count measured in the current round
         self._held: int | None = None  # the count held before the current round (None in the first)
@@ -124,6 +126,9 @@ class AdaptiveThreads:
                 self._window(rate, secs)
 
     def _window(self, rate: float, secs: float) -> None:
+        if self._warming:
+            self._warming = False
+            return
         if self._round or self._todo:  # inside a probe round
             self._round[self.current] = rate
             if self._todo:

@@ -28,7 +28,9 @@ class Machine:
 
     def work(self, units: float, threads: int | None = None) -> float:
         rate = (BUSY if self.busy else ALONE)[threads or self.threads]
-        self.now += units / rate * self.noise.uniform(0.95, 1.05)
+        self.calls = getattr(self, "calls", 0) + 1
+        slow = 4.0 if self.calls <= 2 else 1.0  # the first updates of a process are slow (allocation, page faults)
+        self.now += units / rate * slow * self.noise.uniform(0.95, 1.05)
         return units
 
 
@@ -114,3 +116,12 @@ def test_tick_measures_between_calls() -> None:
     tuner.tick(20)  # 3.0: 20 units in 2 s
     tuner.restart()  # 3.5: time spent elsewhere is not counted
     assert seen == [(10, 1.0), (20, 2.0)]
+
+
+def test_slow_first_updates_do_not_decide_the_count() -> None:
+    """The first updates of a process are slow whatever the count; the first round must not hold that against
+    the count it starts with (it would keep a worse one until the first re-check)."""
+    m = Machine()
+    tuner = AdaptiveThreads(2, set_threads=m.set_threads, clock=lambda: m.now)
+    run_phase(m, tuner, 15)
+    assert tuner.current == 2 and [n for _, n in tuner.history] == [2, 1, 2]
