@@ -15,7 +15,8 @@ tokens, and the seconds they took):
   neighbour's leaving is noticed), and that interval doubles, up to ``max_recheck_s``, each time a round keeps the
   count, so that a quiet machine pays for few probes.
 The first window is thrown away: the first updates of a run are slow for reasons of their own (memory is
-allocated and paged in), and would make the count they ran at look bad. Candidates are 1, 2, 4, ... up to the cores torch would use by default (under torchrun: OMP_NUM_THREADS).
+allocated and paged in), and would make the count they ran at look bad. Candidates are 1, 2, 4, ... up to the
+cores torch would use by default (under torchrun: OMP_NUM_THREADS).
 """
 
 from __future__ import annotations
