@@ -29,7 +29,7 @@ from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
 from nmt.optim import make_optimizer
-from nmt.threads import AdaptiveThreads, FixedThreads
+from nmt.threads import FixedThreads, Threads
 from nmt.threads import configure as configure_threads
 
 log = logging.getLogger("nmt.train")
@@ -72,7 +72,7 @@ class Run:
     loss_fn: Callable[..., torch.Tensor]  # model.loss, through DDP under torchrun
     autocast: Any  # a context manager: bf16 autocast on CUDA, else nothing
     board: Board  # TensorBoard curves (rank 0, train.tensorboard)
-    threads: FixedThreads | AdaptiveThreads = field(default_factory=lambda: FixedThreads(0))  # told each update's time
+    threads: Threads = field(default_factory=lambda: FixedThreads(0))  # told each update's time
 
     @property
     def device(self) -> torch.device:
