@@ -5,7 +5,7 @@ ARGS ?=
 STAMP := .make/installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train train-ddp gpu-check translate evaluate train-multi30k plots bench serve bench-serve test test-full lint data clean
+.PHONY: help install train train-ddp gpu-check translate evaluate train-multi30k plots bench bench-peers serve bench-serve test test-full lint data clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -65,6 +65,10 @@ plots: $(STAMP) ## draw RUN's training curves, encoder gates and (rnnsearch) att
 BENCH_RUN ?=
 bench: $(STAMP) ## measure training/decoding speed, FLOP/s vs the matmul ceiling, memory (BENCH_RUN=run to decode)
 	nmt bench $(if $(BENCH_RUN),checkpoint=$(BENCH_RUN)) $(ARGS)
+
+PEERS ?= ../shared/bench
+bench-peers: $(STAMP) ## training speed beside JoeyNMT and OpenNMT-py, back to back (PEERS=folder of their harnesses)
+	$(PYTHON) -m nmt.peers --peers $(PEERS) $(ARGS)
 
 SERVE_RUN ?= runs/multi30k-de-en-rnnsearch
 serve: $(STAMP) ## serve RUN over HTTP (API, page with attention and gates) at http://127.0.0.1:8000/

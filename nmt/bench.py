@@ -30,6 +30,7 @@ from nmt.data.load import load_split, resolve_path
 from nmt.data.tokenizer import PAD
 from nmt.errors import NMTError
 from nmt.metrics import bleu
+from nmt.model.base import n_params
 from nmt.model.flops import training_flops
 from nmt.threads import configure as configure_threads
 
@@ -127,6 +128,7 @@ def _train(bc: BenchConfig) -> dict:
         "useful_gflop_s": s["flops"] / s["seconds"] / 1e9,
         "updates": s["updates"],
         "threads": run.threads.current,
+        "params": n_params(run.model),
         "peak_rss_mb": peak_rss_mb(),
     }
 

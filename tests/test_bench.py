@@ -30,7 +30,7 @@ def test_bench_measures_training_decoding_and_the_ceiling(tmp_path: Path, corpus
     assert out.returncode == 0, out.stderr
     res = json.loads((tmp_path / "bench.json").read_text())
     t = res["train"]
-    assert t["updates"] == 3 and t["tgt_tok_s"] > 0 and t["src_tgt_tok_s"] > t["tgt_tok_s"]
+    assert t["updates"] == 3 and t["tgt_tok_s"] > 0 and t["src_tgt_tok_s"] > t["tgt_tok_s"] and t["params"] > 0
     assert 0 <= t["padding_share"] < 1 and t["useful_gflop_s"] > 0 and t["peak_rss_mb"] > 50
     assert all(v > 0 for v in res["ceiling"].values())
     assert set(res["decode"]) == {"greedy fp32", "beam 5 fp32", "greedy int8", "beam 5 int8"}
