@@ -79,7 +79,7 @@ def harness_stats(run_dir: Path) -> dict:
 def run_peer(leg: Leg, peers: Path, warmup: int, measure: int, threads: int, log: Path) -> dict:
     """Run one peer harness (training only) and read its figures."""
     harness = str(leg.harness)
-    script = peers / harness / "run.sh"
+    script = (peers / harness / "run.sh").resolve()  # run from its own folder, so not relative to ours
     if not script.is_file():
         raise SystemExit(f"nmt.peers: {script} not found (--peers names the folder holding joeynmt/ and opennmt/)")
     tag = f"peers-{leg.name}"

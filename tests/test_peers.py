@@ -32,8 +32,9 @@ echo "	Maximum resident set size (kbytes): 2048000" > "$RUN/train.time"
 def test_a_peer_gets_the_window_and_its_figures_are_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_harness(tmp_path / "bench", "opennmt", RECORDING)
     monkeypatch.setenv("BASE", str(tmp_path / "base"))
+    monkeypatch.chdir(tmp_path)  # --peers relative to the working folder, as in `make bench-peers`
     leg = next(leg for leg in peers.LEGS if leg.name == "onmt1024if1")
-    got = peers.run_peer(leg, tmp_path / "bench", warmup=3, measure=7, threads=1, log=tmp_path / "leg.log")
+    got = peers.run_peer(leg, Path("bench"), warmup=3, measure=7, threads=1, log=tmp_path / "leg.log")
     assert got == {"tgt_tok_s": 1000.0, "s_per_update": 2.5, "tgt_tokens_per_update": 2500.0, "params": 12345,
                    "peak_rss_mb": 2000.0}
     stats = (tmp_path / "base" / "work" / "peers-onmt1024if1" / "train_stats.txt").read_text()
