@@ -2,8 +2,9 @@
 
 The peers are run by their harnesses in a folder such as ``../shared/bench`` (``joeynmt/run.sh``,
 ``opennmt/run.sh``: each installs its own virtual environment on first use, trains Multi30k de→en with the same
-sentencepiece model and batch size, and prints ``name: value`` figures). nmt is run by ``nmt bench``. Every leg
-gets the same thread count and the same throughput window: ``warmup`` updates, then ``measure`` updates timed.
+sentencepiece model and batch size, and writes its throughput to ``BASE/work/TAG/train_stats.txt``, which is
+read back here). nmt is run by ``nmt bench``. Every leg gets the same thread count and the same throughput
+window: ``warmup`` updates, then ``measure`` updates timed.
 
 OpenNMT-py cannot build nmt's RNNsearch exactly: its decoder must be as wide as the encoder's output, so
 ``HID=512`` (256 units per encoder direction, decoder 512) and ``HID=1024`` (512 per direction, decoder 1,024)
