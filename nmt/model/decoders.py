@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from nmt.choices import Cell, CellType
 from nmt.data.tokenizer import PAD
 from nmt.model.attention import AdditiveAttention
+from nmt.model.attention_loop import attention_gru_loop
 from nmt.model.readout import MaxoutReadout
 from nmt.model.rnn import cell_step, hidden, make_rnn, make_rnn_cell, run_rnn, start_state
 
@@ -108,18 +109,31 @@ class AttentionDecoder(nn.Module):
 
     def features(self, tgt_in: Tensor, start: AttentionState) -> tuple[Tensor, Tensor]:
         """Teacher-forced readout features (B, T, M) and attention weights (B, T, S) for BOS + target ids
-        ``tgt_in`` (B, T): the attention query depends on the previous state, so one step at a time."""
+        ``tgt_in`` (B, T): the attention query depends on the previous state, so one step at a time (with
+        torch's GRU cell, in :func:`attention_gru_loop`'s single autograd node)."""
         e = self.dropout(self.embed(tgt_in))  # (B, T, E)
+        if isinstance(self.cell, nn.GRUCell) and not torch.is_autocast_enabled(e.device.type):  # one dtype inside
+            att, cell = self.attention, self.cell
+            states, ctx, weights = attention_gru_loop(
+                e, start.keys, start.annotations, start.mask, start.s, att.w_a.weight, att.v_a.weight,
+                cell.weight_ih, cell.bias_ih, cell.weight_hh, cell.bias_hh)
+        else:
+            states, ctx, weights = self.step_loop(e, start)
+        return self.readout(states, e, self.readout.from_context(ctx)), weights
+
+    def step_loop(self, e: Tensor, start: AttentionState) -> tuple[Tensor, Tensor, Tensor]:
+        """The loop step by step under autograd, for any cell: the queries s_0 … s_{T−1} (B, T, H), the contexts
+        (B, T, K) and the attention weights (B, T, S) for the previous-word embeddings e (B, T, E)."""
         s, states, contexts, weights = start.s, [], [], []
-        for t in range(tgt_in.shape[1]):
+        for t in range(e.shape[1]):
             query = hidden(s, self.hidden_dim)
             ctx, alpha = self.attention(query, start.keys, start.annotations, start.mask)
             states.append(query)
             contexts.append(ctx)
             weights.append(alpha)
-            s = cell_step(self.cell, torch.cat([e[:, t], ctx], dim=-1), s)
-        ctx = torch.stack(contexts, 1)
-        return self.readout(torch.stack(states, 1), e, self.readout.from_context(ctx)), torch.stack(weights, 1)
+            if t < e.shape[1] - 1:  # the last step's new state is never used
+                s = cell_step(self.cell, torch.cat([e[:, t], ctx], dim=-1), s)
+        return torch.stack(states, 1), torch.stack(contexts, 1), torch.stack(weights, 1)
 
     def step(self, prev: Tensor, state: AttentionState) -> tuple[Tensor, AttentionState, Tensor]:
         """Logits (B, V) of the word after ``prev`` (B,), the new state, and the attention weights (B, S)."""

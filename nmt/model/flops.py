@@ -29,9 +29,10 @@ def forward_flops(cfg: ModelConfig, tgt_vocab: int, src_lens: Sequence[int], tgt
     for s, t in zip(src_lens, tgt_lens, strict=True):
         if cfg.arch == "rnnsearch":
             per_src = 2 * _rnn_macs(e, h, cfg.cell_type) + 2 * h * a  # both directions, and the keys U_a h_j
-            per_tgt = h * a + _rnn_macs(e + 2 * h, h, cfg.cell_type) + (h + e + 2 * h) * p + readout_out
+            step = _rnn_macs(e + 2 * h, h, cfg.cell_type)  # the decoder's GRU: t − 1 steps (s_t is never used)
+            per_tgt = h * a + (h + e + 2 * h) * p + readout_out
             per_pair = a + 2 * h  # v_a . tanh(...) and the weighted sum of annotations
-            macs += s * per_src + h * h + t * per_tgt + s * t * per_pair
+            macs += s * per_src + h * h + t * per_tgt + max(t - 1, 0) * step + s * t * per_pair
         else:
             per_tgt = _rnn_macs(e + h, h, cfg.cell_type) + (h + e) * p + readout_out  # c enters every step
             macs += s * _rnn_macs(e, h, cfg.cell_type) + 2 * h * h + t * per_tgt + h * p  # O_c c once a sentence
