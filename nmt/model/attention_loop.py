@@ -64,7 +64,7 @@ def _gru_backward(ds: Tensor, s: Tensor, saved: tuple[Tensor, ...]) -> tuple[Ten
 def _attend(query: Tensor, keys: Tensor, annotations: Tensor, masked: Tensor, v: Tensor
             ) -> tuple[Tensor, Tensor, Tensor]:
     """The context (B, K), the weights (B, S) and ``tanh(keys + W_a s)`` (B, S, A) for ``W_a s`` (B, A)."""
-    hidden = torch.tanh(keys + query.unsqueeze(1))
+    hidden = (keys + query.unsqueeze(1)).tanh_()
     alpha = torch.matmul(hidden, v.unsqueeze(-1)).squeeze(-1).masked_fill_(masked, float("-inf")).softmax(-1)
     return torch.bmm(alpha.unsqueeze(1), annotations).squeeze(1), alpha, hidden
 
