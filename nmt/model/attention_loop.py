@@ -5,7 +5,9 @@ Autograd, walking the loop step by step, computes every weight's gradient at eve
 alone (about a hundred sentences), and adds them up step by step. The backward here walks the steps only for
 what is truly sequential (the gradients of the state and of the context), keeps each step's gate and attention
 gradients, and computes the weight gradients after the loop in one product over all steps, the way cuDNN's
-recurrent layers do. It also skips the last GRU step, whose new state no output uses.
+recurrent layers do. Each step multiplies its state once, by ``[W_a; W_hh]`` (the attention's query and the
+GRU's recurrent terms), and in the backward by the same stacked matrix. The last GRU step, whose new state no
+output uses, is skipped.
 
 It computes what ``AttentionDecoder``'s step loop computes with ``torch.nn.GRUCell`` (torch's gate form, reset
 after the recurrent product) and ``AdditiveAttention``; tests/model/test_attention_loop.py checks the values and
