@@ -25,7 +25,6 @@ from torch import Tensor, nn
 from nmt.choices import Cell, CellType
 from nmt.data.tokenizer import PAD
 from nmt.model.attention import AdditiveAttention
-from nmt.model.attention_loop import attention_gru_loop
 from nmt.model.readout import MaxoutReadout
 from nmt.model.rnn import cell_step, hidden, make_rnn, make_rnn_cell, run_rnn, start_state
 
@@ -109,16 +108,9 @@ class AttentionDecoder(nn.Module):
 
     def features(self, tgt_in: Tensor, start: AttentionState) -> tuple[Tensor, Tensor]:
         """Teacher-forced readout features (B, T, M) and attention weights (B, T, S) for BOS + target ids
-        ``tgt_in`` (B, T): the attention query depends on the previous state, so one step at a time (with
-        torch's GRU cell, in :func:`attention_gru_loop`'s single autograd node)."""
+        ``tgt_in`` (B, T): the attention query depends on the previous state, so one step at a time."""
         e = self.dropout(self.embed(tgt_in))  # (B, T, E)
-        if isinstance(self.cell, nn.GRUCell) and not torch.is_autocast_enabled(e.device.type):  # one dtype inside
-            att, cell = self.attention, self.cell
-            states, ctx, weights = attention_gru_loop(
-                e, start.keys, start.annotations, start.mask, start.s, att.w_a.weight, att.v_a.weight,
-                cell.weight_ih, cell.bias_ih, cell.weight_hh, cell.bias_hh)
-        else:
-            states, ctx, weights = self.step_loop(e, start)
+        states, ctx, weights = self.step_loop(e, start)
         return self.readout(states, e, self.readout.from_context(ctx)), weights
 
     def step_loop(self, e: Tensor, start: AttentionState) -> tuple[Tensor, Tensor, Tensor]:
