@@ -110,12 +110,6 @@ class AttentionDecoder(nn.Module):
         """Teacher-forced readout features (B, T, M) and attention weights (B, T, S) for BOS + target ids
         ``tgt_in`` (B, T): the attention query depends on the previous state, so one step at a time."""
         e = self.dropout(self.embed(tgt_in))  # (B, T, E)
-        states, ctx, weights = self.step_loop(e, start)
-        return self.readout(states, e, self.readout.from_context(ctx)), weights
-
-    def step_loop(self, e: Tensor, start: AttentionState) -> tuple[Tensor, Tensor, Tensor]:
-        """The loop step by step under autograd, for any cell: the queries s_0 … s_{T−1} (B, T, H), the contexts
-        (B, T, K) and the attention weights (B, T, S) for the previous-word embeddings e (B, T, E)."""
         s, states, contexts, weights = start.s, [], [], []
         for t in range(e.shape[1]):
             query = hidden(s, self.hidden_dim)
@@ -125,7 +119,8 @@ class AttentionDecoder(nn.Module):
             weights.append(alpha)
             if t < e.shape[1] - 1:  # the last step's new state is never used
                 s = cell_step(self.cell, torch.cat([e[:, t], ctx], dim=-1), s)
-        return torch.stack(states, 1), torch.stack(contexts, 1), torch.stack(weights, 1)
+        ctx = torch.stack(contexts, 1)
+        return self.readout(torch.stack(states, 1), e, self.readout.from_context(ctx)), torch.stack(weights, 1)
 
     def step(self, prev: Tensor, state: AttentionState) -> tuple[Tensor, AttentionState, Tensor]:
         """Logits (B, V) of the word after ``prev`` (B,), the new state, and the attention weights (B, S)."""
