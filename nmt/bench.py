@@ -1,7 +1,8 @@
 """``nmt bench``: what the machine gives and what training and decoding get out of it.
 
 Each measurement runs in a fresh process (so its peak resident memory is its own) with ``threads`` torch
-threads: the fp32 matmul ceiling at large sizes and at the model's own shapes, training throughput over a
+threads: the fp32 matmul ceiling at large sizes and at the model's own shapes (and the bf16 one when training
+runs under ``train.precision=bf16``), training throughput over a
 window after warm-up (through the same ``nmt.train.update`` that ``nmt train`` uses), useful FLOP/s (counted from
 shapes on real tokens, nmt.model.flops) as a share of the ceiling, and decoding speed and BLEU of a trained
 checkpoint on the test split, greedy and beam, in fp32 and with int8 dynamic quantization.
@@ -25,6 +26,7 @@ from pathlib import Path
 import torch
 
 from nmt import contention
+from nmt.choices import Precision
 from nmt.config import BenchConfig, Config, DecodeConfig
 from nmt.data.load import load_split, resolve_path
 from nmt.data.tokenizer import PAD
@@ -50,9 +52,9 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def matmul_gflops(m: int, k: int, n: int, repeats: int = 10) -> float:
-    """Median fp32 GFLOP/s of an (m, k) @ (k, n) product."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
+def matmul_gflops(m: int, k: int, n: int, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """Median GFLOP/s of an (m, k) @ (k, n) product in ``dtype``."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
     for _ in range(3):
         a @ b
     times = []
@@ -73,7 +75,10 @@ def _ceiling(bc: BenchConfig) -> dict:
         f"GRU recurrent {rows}x{m.hidden_dim}x{h3}": (rows, m.hidden_dim, h3),
         f"output layer 4096x{m.maxout_dim}x{bc.data.vocab_size}": (4096, m.maxout_dim, bc.data.vocab_size),
     }
-    return {name: round(matmul_gflops(*s), 1) for name, s in shapes.items()}
+    res = {name: round(matmul_gflops(*s), 1) for name, s in shapes.items()}
+    if bc.train.precision == Precision.bf16:  # what bf16 autocast's products can reach, beside the fp32 ceiling
+        res["large bf16"] = round(matmul_gflops(n, n, n, dtype=torch.bfloat16), 1)
+    return res
 
 
 def _fresh_run(bc: BenchConfig, run_dir: str):
@@ -199,20 +204,27 @@ def in_fresh_process(fn_name: str, *args, threads: str) -> dict:
     return value
 
 
+def _ceiling_label(name: str, n: int) -> str:
+    big = {"large": f"fp32 matmul {n}x{n}x{n}", "large bf16": f"bf16 matmul {n}x{n}x{n}"}
+    return big.get(name, f"fp32 matmul {name}")
+
+
 def table(res: dict) -> str:
     """The figures as a Markdown table."""
     t, c = res["train"], res["ceiling"]
     big, n = c["large"], res["config"]["ceiling_size"]
     rows = [
         ("machine", f"{res['cpu']}, {res['threads']} threads, torch {res['torch']}"),
-        *((f"fp32 matmul {f'{n}x{n}x{n}' if name == 'large' else name}", f"{v:.1f} GFLOP/s") for name, v in c.items()),
+        ("training precision", str(res["config"]["train"]["precision"])),
+        *((_ceiling_label(name, n), f"{v:.1f} GFLOP/s") for name, v in c.items()),
         ("training target tok/s", f"{t['tgt_tok_s']:,.0f}"),
         ("training source+target tok/s", f"{t['src_tgt_tok_s']:,.0f}"),
         ("seconds per update", f"{t['s_per_update']:.3f} ({t['sentences_per_update']:.0f} sentences, "
                                f"{t['tgt_tokens_per_update']:,.0f} target tokens)"),
         ("padding share (positions without a token)", f"{t['padding_share']:.1%}"),
         ("useful training GFLOP/s", f"{t['useful_gflop_s']:.1f} = {t['useful_gflop_s'] / big:.0%} of the "
-                                    f"{n}^3 matmul ceiling"),
+                                    f"{n}^3 fp32 matmul ceiling" + (f", {t['useful_gflop_s'] / c['large bf16']:.0%} "
+                                    "of the bf16 one" if "large bf16" in c else "")),
         ("training peak RSS", f"{t['peak_rss_mb']:,.0f} MiB"),
     ]
     if "contention" in res:

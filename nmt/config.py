@@ -124,7 +124,7 @@ class TrainConfig(Checked):
     seed: int = 1234
     threads: str = "auto"  # torch intra-op threads: auto (adapts to a busy machine, nmt.threads) | N | 0: torch's
     device: Device = Device.auto  # auto (a GPU when visible, else CPU) | cpu | cuda; under torchrun: cuda:LOCAL_RANK
-    precision: Precision = Precision.fp32  # fp32 | bf16 (autocast on CUDA; the loss and optimizer stay in fp32)
+    precision: Precision = Precision.fp32  # fp32 | bf16 (training forward autocast: GPU, CPU with AVX512-BF16/AMX)
     dist_backend: DistBackend = DistBackend.auto  # torchrun runs: auto (nccl on GPUs, gloo on CPUs) | nccl | gloo
     optimizer: Optimizer = Optimizer.adam  # adam | adadelta
     lr: float = 1e-3

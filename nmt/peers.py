@@ -43,6 +43,8 @@ class Leg:
 
 LEGS = [
     Leg("nmt", "nmt, RNNsearch spec (512 per encoder direction, decoder 512)"),
+    Leg("nmtbf16", "nmt, the spec, bf16 autocast (train.precision=bf16; CPUs with AVX512-BF16 or AMX)",
+        nmt_args=("train.precision=bf16",)),
     Leg("joeynmt", "JoeyNMT 2.3.0, the same spec", "joeynmt", match="nmt"),
     Leg("onmt512if1", "OpenNMT-py 3.5.1, HID=512 (256 per direction, decoder 512), input feeding", "opennmt",
         {"HID": "512", "INPUT_FEED": "1"}, match="nmt"),
@@ -50,6 +52,8 @@ LEGS = [
         {"HID": "512", "INPUT_FEED": "0"}, match="nmt"),
     Leg("nmt1024", "nmt, RNNsearch at 1,024 units (1,024 per direction, decoder 1,024, attention 1,024)",
         nmt_args=("model.hidden_dim=1024", "model.attention_dim=1024")),
+    Leg("nmt1024bf16", "nmt at 1,024 units, bf16 autocast", nmt_args=("model.hidden_dim=1024",
+        "model.attention_dim=1024", "train.precision=bf16")),
     Leg("onmt1024if1", "OpenNMT-py 3.5.1, HID=1024 (512 per direction, decoder 1,024), input feeding", "opennmt",
         {"HID": "1024", "INPUT_FEED": "1"}, match="nmt1024"),
     Leg("onmt1024if0", "OpenNMT-py 3.5.1, HID=1024, no input feeding", "opennmt",
@@ -111,15 +115,18 @@ def run_nmt(leg: Leg, data: str, warmup: int, measure: int, threads: int, log: P
 
 
 def table(legs: list[Leg], results: dict[str, dict]) -> str:
-    """A Markdown table: one row per leg, peers with the ratio of their matched nmt leg's tokens/s to theirs."""
+    """A Markdown table: one row per leg, peers with the ratio of their matched nmt leg's tokens/s to theirs (in
+    fp32, and with bf16 autocast where that leg ran too; the peers themselves train in fp32)."""
     lines = ["| leg | system and setting | parameters | target tokens per update | s per update | target tok/s "
-             "| nmt ÷ this |", "|---|---|---:|---:|---:|---:|---:|"]
+             "| nmt ÷ this | nmt bf16 ÷ this |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for leg in legs:
         r = results[leg.name]
-        ref = results.get(leg.match or "")
-        ratio = f"{ref['tgt_tok_s'] / r['tgt_tok_s']:.2f}× (vs {leg.match})" if ref else ""
+        ratios = []
+        for match in (leg.match, f"{leg.match}bf16" if leg.match else None):
+            ref = results.get(match or "")
+            ratios.append(f"{ref['tgt_tok_s'] / r['tgt_tok_s']:.2f}× (vs {match})" if ref else "")
         lines.append(f"| {leg.name} | {leg.label} | {r['params']:,} | {r['tgt_tokens_per_update']:,.0f} "
-                     f"| {r['s_per_update']:.2f} | {r['tgt_tok_s']:,.0f} | {ratio} |")
+                     f"| {r['s_per_update']:.2f} | {r['tgt_tok_s']:,.0f} | {ratios[0]} | {ratios[1]} |")
     return "\n".join(lines)
 
 

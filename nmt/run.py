@@ -70,7 +70,7 @@ class Run:
     batches: BatchIterator
     state: TrainState
     loss_fn: Callable[..., torch.Tensor]  # model.loss, through DDP under torchrun
-    autocast: Any  # a context manager: bf16 autocast on CUDA, else nothing
+    autocast: Any  # a context manager: bf16 autocast (train.precision=bf16), else nothing
     board: Board  # TensorBoard curves (rank 0, train.tensorboard)
     threads: Threads = field(default_factory=lambda: FixedThreads(0))  # told each update's time
 
@@ -97,13 +97,21 @@ class Run:
                 f.write(json.dumps(row) + "\n")
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX), by oneDNN's own check."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without oneDNN
+        return False
+
+
 def setup(cfg: Config, dist: distributed.Dist | None = None) -> Run:
     """A new run in ``cfg.run_dir``, or the one there continued (``train.resume``); refuses to overwrite a run
     unless ``train.overwrite``. Nothing is written until the run is accepted."""
     tc = cfg.train
     dist = dist or distributed.Dist(device=distributed.resolve_device(tc.device))
-    if tc.precision == Precision.bf16 and dist.device.type != "cuda":
-        raise NMTError("train.precision=bf16 needs a CUDA device (train.device=cuda or auto with a GPU)")
+    if tc.precision == Precision.bf16 and dist.device.type == "cpu" and not cpu_has_bf16():
+        log.warning("train.precision=bf16: this CPU has no native bf16 (AVX512-BF16 or AMX): expect it slower")
     run_dir = Path(cfg.run_dir)
     resumed = _resumable(cfg, run_dir)
     threads = configure_threads(tc.threads)
@@ -119,7 +127,7 @@ def setup(cfg: Config, dist: distributed.Dist | None = None) -> Run:
     batches = BatchIterator.from_dataset(corpus.train, tc.batch_tokens, shuffle=True, seed=tc.seed,
                                          max_sentences=tc.batch_sentences)
     state = _restore(resumed, model, opt, dist, run_dir) if resumed else TrainState()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.precision == Precision.bf16 else None
+    autocast = torch.autocast(dist.device.type, dtype=torch.bfloat16) if tc.precision == Precision.bf16 else None
     # the loss through DistributedDataParallel under torchrun (after loading, so every rank has the weights)
     run = Run(cfg, dist, run_dir, corpus, model, opt, batches, state, dist.wrap(model),
               autocast or contextlib.nullcontext(), Board(run_dir, False), threads)

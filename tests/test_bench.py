@@ -6,11 +6,14 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 from test_cli import nmt, train_args
 
+from nmt import bench
+from nmt.config import BenchConfig, TrainConfig
 from nmt.contention import busy_neighbour, settings
 
 TINY = ["data=files", "data.local_dir=null", "data.src_lang=xx", "data.tgt_lang=yy", "data.vocab_size=40",
@@ -58,6 +61,19 @@ def test_busy_neighbour_runs_for_the_block_only() -> None:
     with busy_neighbour(False) as none:
         assert none is None
     assert settings(2) == ["1", "2", "auto"] and settings(1) == ["1", "auto"]
+
+
+def test_bf16_training_adds_the_bf16_ceiling_and_its_share() -> None:
+    bc = BenchConfig(ceiling_size=64, train=replace(TrainConfig(), precision="bf16"))
+    ceiling = bench._ceiling(bc)
+    assert "large bf16" in ceiling and ceiling["large bf16"] > 0 and "large bf16" not in bench._ceiling(BenchConfig(
+        ceiling_size=64))
+    train = {"tgt_tok_s": 1.0, "src_tgt_tok_s": 2.0, "s_per_update": 1.0, "sentences_per_update": 1.0,
+             "tgt_tokens_per_update": 1.0, "padding_share": 0.1, "useful_gflop_s": 90.0, "peak_rss_mb": 1.0}
+    text = bench.table({"cpu": "cpu", "threads": "2", "torch": "2", "config": asdict(bc), "train": train,
+                        "ceiling": {"large": 100.0, "large bf16": 300.0}})
+    assert "| bf16 matmul 64x64x64" in text and "| bf16 |" in text
+    assert "90% of the 64^3 fp32 matmul ceiling, 30% of the bf16 one" in text
 
 
 def test_bench_reports_a_missing_checkpoint_in_one_line(tmp_path: Path, corpus_writer: Callable[..., Path]) -> None:
