@@ -32,8 +32,8 @@ class Ensemble(nn.Module):
         steps = [m.step(prev, s) for m, s in zip(self.members, state, strict=True)]
         return _combine([logp for logp, _ in steps]), tuple(s for _, s in steps)
 
-    def reorder(self, state: tuple, index: Tensor) -> tuple:
-        return tuple(m.reorder(s, index) for m, s in zip(self.members, state, strict=True))
+    def reorder(self, state: tuple, index: Tensor, same_sources: bool = False) -> tuple:
+        return tuple(m.reorder(s, index, same_sources) for m, s in zip(self.members, state, strict=True))
 
     @torch.no_grad()
     def score(self, batch: Batch) -> Tensor:

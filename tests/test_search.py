@@ -14,6 +14,7 @@ from torch import Tensor
 from nmt.config import ModelConfig
 from nmt.data.batching import collate
 from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.model import build_model
 from nmt.model.base import TranslationModel
 from nmt.model.cho2014 import RNNEncoderDecoder
 from nmt.search import beam_search, greedy, length_penalty, max_lengths
@@ -49,7 +50,7 @@ class PrefixModel:
         return logp, hist
 
     @staticmethod
-    def reorder(state: Tensor, index: Tensor) -> Tensor:
+    def reorder(state: Tensor, index: Tensor, same_sources: bool = False) -> Tensor:
         return state.index_select(0, index)
 
 
@@ -123,6 +124,34 @@ def test_reported_score_equals_model_score_and_nbest_is_sorted_and_distinct() ->
                     assert abs(float(model.score(pair)[0]) - h.logprob) < 1e-4
                 checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize("arch", ["cho2014", "rnnsearch"])
+def test_beam_reorder_without_copying_the_source_fields_changes_nothing(arch: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beams trade places within their sentence at every step, so the source-only fields (annotations, keys, mask;
+    Cho 2014's c) are left in place; until a sentence leaves the batch, when every field is selected again."""
+    torch.manual_seed(5)
+    cfg = replace(ModelConfig(), arch=arch, emb_dim=10, hidden_dim=14, maxout_dim=6, attention_dim=8, dropout=0.0,
+                  init="torch")
+    model, b = build_model(cfg, 23, 19).eval(), _batch()
+    caps = max_lengths(b.src_len, 2.0, extra=6)
+    calls: list[bool] = []
+    full = TranslationModel.reorder
+
+    def spy(state, index, same_sources=False):
+        calls.append(same_sources)
+        out = full(state, index, same_sources)
+        for name in state.SOURCE_FIELDS:
+            assert (getattr(out, name) is getattr(state, name)) == same_sources
+        return out
+
+    monkeypatch.setattr(model, "reorder", spy)
+    fast = beam_search(model, b.src, b.src_len, caps, beam=4, alpha=1.0, n_best=4)
+    assert calls.count(True) >= 2 and calls.count(False) >= 2  # the first expands the beams; some sentences left
+    monkeypatch.setattr(model, "reorder", lambda state, index, same_sources=False: full(state, index))
+    slow = beam_search(model, b.src, b.src_len, caps, beam=4, alpha=1.0, n_best=4)
+    assert [[(h.tokens, h.logprob) for h in hs] for hs in fast] == [[(h.tokens, h.logprob) for h in hs] for hs in slow]
 
 
 # --------------------------------------------------------------------------- greedy search

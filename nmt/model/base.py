@@ -88,9 +88,16 @@ class TranslationModel(nn.Module):
         return logits.log_softmax(-1), state
 
     @staticmethod
-    def reorder(state: NamedTuple, index: Tensor) -> NamedTuple:
-        """Select (and repeat) batch rows of a state, e.g. for beam search: ``index`` (B',)."""
-        rows = [t.index_select(0, index) for t in state]
+    def reorder(state: NamedTuple, index: Tensor, same_sources: bool = False) -> NamedTuple:
+        """Select (and repeat) batch rows of a state, e.g. for beam search: ``index`` (B',).
+
+        ``same_sources``: each new row i comes from a row of the same source sentence as the old row i (beam search
+        reordering the beams of each sentence among themselves), so the fields that depend on the source alone (the
+        state's ``SOURCE_FIELDS``: annotations, attention keys, mask) already hold the right rows and are not copied.
+        """
+        keep = set(getattr(state, "SOURCE_FIELDS", ())) if same_sources else set()
+        fields = getattr(state, "_fields", [str(i) for i in range(len(state))])
+        rows = [t if name in keep else t.index_select(0, index) for name, t in zip(fields, state, strict=True)]
         return type(state)(*rows) if hasattr(state, "_fields") else tuple(rows)
 
 

@@ -35,6 +35,8 @@ class SummaryState(NamedTuple):
     h: Tensor  # (B, H) decoder state ((B, 2H) [h; c] for an LSTM: nmt.model.rnn)
     c: Tensor  # (B, H) the source summary
 
+    SOURCE_FIELDS = ("c",)  # fields that depend on the source sentence alone (TranslationModel.reorder)
+
 
 class AttentionState(NamedTuple):
     """The RNNsearch decoder's state during search."""
@@ -43,6 +45,8 @@ class AttentionState(NamedTuple):
     annotations: Tensor  # (B, S, K)
     keys: Tensor  # (B, S, A) the attention's U_a h_j
     mask: Tensor  # (B, S) true on real source tokens
+
+    SOURCE_FIELDS = ("annotations", "keys", "mask")  # fields that depend on the source alone (TranslationModel.reorder)
 
 
 class SummaryDecoder(nn.Module):
