@@ -1,4 +1,5 @@
-"""Keep freed memory in the process instead of handing it back to the kernel after every training update.
+"""Keep freed memory in the process instead of handing it back to the kernel after every training update; and
+keep oneDNN from holding buffers for every matrix shape under bf16 autocast on the CPU.
 
 glibc serves allocations above its mmap threshold (at most 32 MiB by default) with fresh ``mmap`` pages and unmaps
 them on ``free``. A training update allocates and frees the same large tensors every time (the 8,000-way logits of
@@ -13,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 
 log = logging.getLogger("nmt.allocator")
 
@@ -32,3 +34,16 @@ def keep_freed_memory() -> bool:
     ok = mallopt(M_TRIM_THRESHOLD, -1) == 1  # -1: never give the top of the heap back
     log.debug("allocator: freed memory kept for reuse (%s)", "ok" if ok else "trim threshold refused")
     return ok
+
+
+ONEDNN_CACHE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+
+
+def no_onednn_primitive_cache() -> bool:
+    """Switch off oneDNN's primitive cache, which bf16 autocast on the CPU fills: it keeps one set of buffers per
+    matrix shape, and a run's batches have many shapes (on the spec batch its peak memory grew to 3.5-4.5 GB where
+    fp32 stays at 1.9 GB; without the cache 2.2-2.3 GB at the same speed; docs/benchmarks.md). oneDNN reads the
+    setting when it first runs, so this must come before the first bf16 product; a value the user set is kept.
+    Returns whether the setting is now 0."""
+    os.environ.setdefault(ONEDNN_CACHE, "0")
+    return os.environ[ONEDNN_CACHE] == "0"

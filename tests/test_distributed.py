@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from nmt import checkpoint, distributed
+from nmt.allocator import ONEDNN_CACHE, no_onednn_primitive_cache
 from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
 from nmt.errors import NMTError
 from nmt.run import setup
@@ -83,9 +84,13 @@ def test_single_process_without_torchrun_env(monkeypatch: pytest.MonkeyPatch) ->
         assert dist == distributed.Dist()
 
 
-def test_bf16_on_cpu_trains_like_fp32(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
+def test_bf16_on_cpu_trains_like_fp32(tiny_data_cfg: DataConfig, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """train.precision=bf16 on the CPU: the forward runs in bf16 (a weight's product comes out in bf16), the
-    weights, gradients and optimizer stay fp32, and the loss falls about as far as in fp32 from the same start."""
+    weights, gradients and optimizer stay fp32, and the loss falls about as far as in fp32 from the same start.
+    oneDNN's primitive cache is switched off (nmt.allocator), unless the user set it."""
+    monkeypatch.setenv(ONEDNN_CACHE, "unset below")
+    monkeypatch.delenv(ONEDNN_CACHE)  # restored to what it was after the test
     tc = replace(TrainConfig(), device="cpu", threads="1", batch_tokens=400, max_steps=80, eval_every=80, lr=3e-3,
                  keep_last=0, log_every=100, tensorboard=False)
     model_cfg = replace(ModelConfig(), emb_dim=16, hidden_dim=32, maxout_dim=8, attention_dim=16, dropout=0.0)
@@ -98,6 +103,7 @@ def test_bf16_on_cpu_trains_like_fp32(tiny_data_cfg: DataConfig, tmp_path: Path)
             assert run.model.decoder.out(torch.zeros(1, model_cfg.maxout_dim)).dtype == getattr(torch, {
                 "fp32": "float32", "bf16": "bfloat16"}[precision])
         first = run.model.loss(batch).item() / batch.n_tgt_tokens
+        assert os.environ.get(ONEDNN_CACHE) == {"fp32": None, "bf16": "0"}[precision]
         fit(run)
         assert all(p.dtype == torch.float32 for p in run.model.parameters())
         moments = [v for st in run.opt.state.values() for v in st.values() if v.dim() > 0]
@@ -106,6 +112,11 @@ def test_bf16_on_cpu_trains_like_fp32(tiny_data_cfg: DataConfig, tmp_path: Path)
     assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], rel=1e-6)  # the same start
     assert losses["bf16"][1] < 0.85 * losses["bf16"][0]  # bf16 learned (the start is a uniform guess, ln 40)
     assert losses["bf16"][1] == pytest.approx(losses["fp32"][1], rel=0.1)  # and about as much as fp32
+
+
+def test_a_primitive_cache_size_the_user_chose_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ONEDNN_CACHE, "256")
+    assert not no_onednn_primitive_cache() and os.environ[ONEDNN_CACHE] == "256"
 
 
 def test_bf16_on_a_cpu_without_it_warns(tiny_data_cfg: DataConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
