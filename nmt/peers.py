@@ -12,7 +12,11 @@ bracket it, and ``INPUT_FEED`` switches Luong's input feeding. Each OpenNMT-py l
 at least as large: ``HID=512`` with nmt's spec (512 per direction, decoder 512) and ``HID=1024`` with nmt at
 1,024 units (1,024 per direction, decoder 1,024, attention 1,024).
 
-    python -m nmt.peers --peers ../shared/bench --legs nmt,joeynmt,onmt512if1
+The ``nmtbf16`` and ``nmt1024bf16`` legs train nmt with bf16 autocast (``train.precision=bf16``, for CPUs with
+native bf16); the peers train in fp32 (neither has a bf16 path on the CPU), and the table gives each peer's ratio
+to its nmt leg in fp32 and, where run, in bf16.
+
+    python -m nmt.peers --peers ../shared/bench --legs nmt,nmtbf16,joeynmt,onmt512if1
 """
 
 from __future__ import annotations

@@ -167,8 +167,7 @@ def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, be
             _, rows, prev, cum, tokens = _drop_done(keep, rows, prev, cum, tokens.view(n, k, -1))
             tokens = tokens.view(len(keep) * k, -1)
             alive = [alive[pos] for pos in keep]
-        # a sentence's beams only trade places among themselves, unless sentences left: then every row moves
-        state = model.reorder(state, rows.reshape(-1), same_sources=len(keep) == n)
+        state = model.reorder(state, rows.reshape(-1), same_sources=len(keep) == n)  # no sentence left: beams swap
         prev = prev.reshape(-1)
     return [sorted(h, key=lambda x: -x.score)[:n_best] for h in fin.hyps]
 
