@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from nmt.model.attention import AdditiveAttention
+from nmt.model.attention import AdditiveAttention, RecomputedEnergy
 
 
 def test_attention_is_a_distribution_over_real_tokens() -> None:
@@ -31,3 +31,23 @@ def test_keys_are_projected_once_and_padding_gets_no_weight_whatever_it_holds() 
     torch.testing.assert_close(ctx2, ctx)
     torch.testing.assert_close(w2, w)
     assert w.shape == (2, 5) and ctx.shape == (2, 8)
+
+
+def test_recomputed_energy_equals_the_expression_in_values_and_gradients() -> None:
+    """The fp32 training path keeps no (B, S, A) tensor for backward; its values and gradients are those of
+    ``v^T tanh(keys + W_a s)`` under autograd (and pass gradcheck in float64)."""
+    g = torch.Generator().manual_seed(2)
+    keys, wq, v = (torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+                   for shape in ((3, 4, 5), (3, 5), (1, 5)))
+    assert torch.autograd.gradcheck(RecomputedEnergy.apply, (keys, wq, v))
+    weight = torch.randn(3, 4, dtype=torch.float64, generator=g)
+    got = RecomputedEnergy.apply(keys, wq, v)
+    (got * weight).sum().backward()
+    grads = [t.grad.clone() for t in (keys, wq, v)]
+    for t in (keys, wq, v):
+        t.grad = None
+    want = (torch.tanh(keys + wq.unsqueeze(1)) @ v.t()).squeeze(-1)
+    (want * weight).sum().backward()
+    torch.testing.assert_close(got, want)
+    for mine, ref in zip(grads, (keys.grad, wq.grad, v.grad), strict=True):
+        torch.testing.assert_close(mine, ref)
