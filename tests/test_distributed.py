@@ -122,6 +122,7 @@ def test_a_primitive_cache_size_the_user_chose_is_kept(monkeypatch: pytest.Monke
 def test_bf16_on_a_cpu_without_it_warns(tiny_data_cfg: DataConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr("nmt.run.cpu_has_bf16", lambda: False)
+    monkeypatch.setenv(ONEDNN_CACHE, "0")  # what setup would set, undone after the test
     cfg = Config(data=tiny_data_cfg, train=replace(TrainConfig(), device="cpu", precision="bf16", tensorboard=False),
                  run_dir=str(tmp_path / "run"))
     with caplog.at_level("WARNING", logger="nmt.train"):
