@@ -107,20 +107,23 @@ def renamed_key(key: str) -> str:
     return key
 
 
-def weights_payload(model: nn.Module, cfg: Config, tokenizer: Tokenizer, step: int) -> dict[str, Any]:
-    """What ``best.pt`` and ``step-<N>.pt`` hold: weights, the model's and run's settings, the tokenizer."""
+def weights_payload(model: nn.Module, cfg: Config, tokenizer: Tokenizer, step: int,
+                    target_pieces: list[int] | None = None) -> dict[str, Any]:
+    """What ``best.pt`` and ``step-<N>.pt`` hold: weights, the model's and run's settings, the tokenizer, and the
+    ids of the pieces seen on the target side in training (``target_pieces``: search scores only these)."""
+    extra = {} if target_pieces is None else {"target_pieces": torch.tensor(target_pieces, dtype=torch.int32)}
     return {"model": model.state_dict(), "model_info": model.describe(), "config": to_plain(cfg),
-            "tokenizer": {"src": tokenizer.src_model, "tgt": tokenizer.tgt_model}, "step": step}
+            "tokenizer": {"src": tokenizer.src_model, "tgt": tokenizer.tgt_model}, "step": step, **extra}
 
 
 def training_payload(model: nn.Module, cfg: Config, tokenizer: Tokenizer, state: Any, opt: torch.optim.Optimizer,
-                     device: torch.device) -> dict[str, Any]:
+                     device: torch.device, target_pieces: list[int] | None = None) -> dict[str, Any]:
     """What ``last.pt`` holds: :func:`weights_payload` plus the training state (a dataclass), the optimizer and the
     random generators, so that a resumed run continues exactly."""
     rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)
-    return {**weights_payload(model, cfg, tokenizer, state.step), "train_state": asdict(state),
+    return {**weights_payload(model, cfg, tokenizer, state.step, target_pieces), "train_state": asdict(state),
             "optimizer": opt.state_dict(), "rng": rng}
 
 

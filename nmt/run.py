@@ -80,14 +80,15 @@ class Run:
 
     def save_weights(self, name: str) -> None:
         """``best.pt`` or ``step-<N>.pt``: weights, settings and tokenizer."""
-        checkpoint.save(checkpoint.weights_payload(self.model, self.cfg, self.corpus.tokenizer, self.state.step),
-                        self.dir / name)
+        checkpoint.save(checkpoint.weights_payload(self.model, self.cfg, self.corpus.tokenizer, self.state.step,
+                                                   self.corpus.target_pieces), self.dir / name)
 
     def save_last(self) -> None:
         """``last.pt``, everything a resumed run needs (rank 0 only)."""
         if self.dist.is_main:
             checkpoint.save(checkpoint.training_payload(self.model, self.cfg, self.corpus.tokenizer, self.state,
-                                                        self.opt, self.device), self.dir / "last.pt")
+                                                        self.opt, self.device, self.corpus.target_pieces),
+                            self.dir / "last.pt")
 
     def log_metrics(self, kind: str, values: dict) -> None:
         """One ``metrics.jsonl`` row (rank 0 only)."""

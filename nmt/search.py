@@ -5,7 +5,9 @@ decode through :func:`decode_all`.
 
 The search owns the loop; the model owns one step. Sentences leave the batch as soon as they are done, so the
 steps after that cost nothing for them. PAD and BOS are never produced.
-Letters: B batch, S source length, K beam, V vocabulary.
+A model restricted to some output pieces (``output_ids``: TranslationModel.restrict_output) scores V' columns;
+the search turns the chosen columns into piece ids.
+Letters: B batch, S source length, K beam, V vocabulary (or V' columns).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class Hypothesis:
     score: float = math.nan
 
 
+COMPACT_AT = 0.25  # greedy search: the share of finished rows at which they leave the batch
+
+
 def max_lengths(src_len: Tensor, ratio: float, extra: int = 10) -> Tensor:
     """(B,) output length caps: ``ratio * source length + extra``."""
     return (src_len.float() * ratio).long() + extra
@@ -55,6 +60,12 @@ def _no_specials(scores: Tensor, eos_too: bool = False) -> Tensor:
     return scores
 
 
+def _pieces(columns: Tensor, model: Any) -> Tensor:
+    """Score columns -> target piece ids (the same unless the model's output is restricted)."""
+    ids = getattr(model, "output_ids", None)
+    return columns if ids is None else ids[columns]
+
+
 def _drop_done(keep: list[int], *tensors: Tensor) -> tuple[Tensor, ...]:
     """How finished sentences leave the batch: the index of the ``keep`` rows, and the given batch-first tensors
     with only those rows (the caller reorders the model state with the index)."""
@@ -66,6 +77,10 @@ def _drop_done(keep: list[int], *tensors: Tensor) -> tuple[Tensor, ...]:
 def greedy(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, min_len: int = 0) -> list[Hypothesis]:
     """The most probable token at every step, for a whole batch at once.
 
+    A finished sentence's row stays in the batch (its output ignored) until at least ``COMPACT_AT`` of the rows
+    are finished; then they all leave together. Selecting the state's rows copies the source-side fields, about
+    as much memory traffic as a step's products, so it is done once for many sentences, not once for each.
+
     :param src: (B, S) ids. :param src_len: (B,) lengths. :param max_len: (B,) output caps.
     :param min_len: no EOS before this many output tokens.
     :return: one hypothesis per sentence (scores NaN: the argmax needs no softmax).
@@ -73,24 +88,29 @@ def greedy(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, min_len: i
     state = model.encode(src, src_len)
     caps = max_len.tolist()
     out = [Hypothesis([]) for _ in caps]
-    alive = list(range(len(caps)))  # the sentences still decoded, in state row order
+    rows = list(range(len(caps)))  # the sentence of each state row; -1: finished, waiting to leave the batch
+    live = len(rows)
     prev = torch.full((len(caps),), BOS, dtype=torch.long, device=src.device)
     step = getattr(model, "step_logits", model.step)
     for t in range(int(max(caps, default=0))):
         scores, state = step(prev, state)
-        prev = _no_specials(scores, t < min_len).argmax(-1)
-        keep = []
-        for row, (i, token) in enumerate(zip(alive, prev.tolist(), strict=True)):
+        prev = _pieces(_no_specials(scores, t < min_len).argmax(-1), model)
+        for row, token in enumerate(prev.tolist()):
+            i = rows[row]
+            if i < 0:
+                continue
             if token != EOS:
                 out[i].tokens.append(token)
                 if t + 1 < caps[i]:
-                    keep.append(row)
-        if not keep:
+                    continue
+            rows[row], live = -1, live - 1
+        if not live:
             break
-        if len(keep) < len(alive):
+        if len(rows) - live >= COMPACT_AT * len(rows):
+            keep = [row for row, i in enumerate(rows) if i >= 0]
             index, prev = _drop_done(keep, prev)
             state = model.reorder(state, index)
-            alive = [alive[row] for row in keep]
+            rows = [rows[row] for row in keep]
     return out
 
 
@@ -153,7 +173,7 @@ def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, be
         vocab = logp.shape[-1]
         cand = (cum.view(-1, 1) + _no_specials(logp, t < min_len)).view(n, k * vocab)
         top, idx = cand.topk(min(2 * k, k * vocab), dim=-1)
-        src_beam, tok = idx // vocab, idx % vocab  # (n, 2K)
+        src_beam, tok = idx // vocab, _pieces(idx % vocab, model)  # (n, 2K)
         fin.take_eos(alive, top, src_beam, tok, tokens)
         cum, order = top.masked_fill(tok == EOS, float("-inf")).topk(k, dim=-1)  # (n, K) best non-EOS
         rows = src_beam.gather(1, order) + torch.arange(n, device=dev).unsqueeze(1) * k  # (n, K)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+import torch
+
 from nmt import checkpoint
 from nmt.choices import Quantize
 from nmt.config import DecodeConfig, ModelConfig
@@ -43,8 +45,17 @@ class Translator:
             raise NMTError(f"checkpoint weights do not fit its model settings: {detail[1] if len(detail) > 1 else err}"
                            ) from None
         self.model.eval()
+        self.restrict(ckpt.get("target_pieces"))
         self.config = ckpt.get("config", {})
         self.step = ckpt.get("step")
+
+    def restrict(self, pieces: torch.Tensor | None) -> None:
+        """Search scores only the target pieces seen in training, when the checkpoint lists them (nearly half of
+        the output layer for a joint vocabulary); None: the whole vocabulary."""
+        try:
+            self.model.restrict_output(None if pieces is None else torch.as_tensor(pieces))
+        except (ValueError, TypeError, RuntimeError) as err:
+            raise NMTError(f"damaged checkpoint: its target_pieces do not fit the model ({err})") from None
 
     @classmethod
     def load(cls, path: str, quantize: Quantize = Quantize.none) -> Translator:
@@ -69,7 +80,9 @@ class Translator:
                 if getattr(other.tokenizer, f"{side}_model") != getattr(first.tokenizer, f"{side}_model"):
                     raise NMTError(f"ensemble members {paths[0]} and {path} have different {side} vocabularies: "
                                    "an ensemble needs one tokenizer")
-        if len(members) > 1:
+        if len(members) > 1:  # members may have seen different pieces: the ensemble scores them all
+            for m in members:
+                m.model.restrict_output(None)
             first.model = Ensemble([m.model for m in members]).eval()
         return first
 

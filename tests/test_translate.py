@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from test_cli import _env, last_line, nmt, train_args
 
+from nmt import checkpoint
 from nmt.config import DecodeConfig
 from nmt.score import score_pairs
+from nmt.search import decode_best
 from nmt.translate import Translator
 
 
@@ -37,6 +39,24 @@ def test_one_line_out_per_line_in_and_order_kept(run: Path, method: str) -> None
     assert len(out) == len(LINES)
     assert [o for o, line in zip(out, LINES, strict=True) if not line] == ["", ""]
     assert out == [t.translate([line], dc)[0] for line in LINES]  # batching and sorting change nothing
+
+
+def test_checkpoints_list_the_target_pieces_and_search_scores_only_them(run: Path, tmp_path: Path) -> None:
+    """Training stores the pieces seen on the target side (a joint vocabulary has source-only ones), the
+    translator restricts its search to them; an ensemble, whose members may have seen other pieces, does not."""
+    seen = {p for line in (run.parent / "corpus" / "train.yy").read_text().splitlines()
+            for p in Translator.load(str(run)).tokenizer.encode_tgt([line])[0]}
+    for name in ("best.pt", "last.pt", "step-20.pt"):
+        assert set(checkpoint.load(run / name)["target_pieces"].tolist()) == seen, name
+    t = Translator.load(str(run))
+    assert set(t.model.output_ids.tolist()) == seen | {0, 1, 2, 3} and len(seen) + 4 < t.tokenizer.tgt_vocab_size
+    full = Translator.load(str(run))
+    full.restrict(None)
+    ids, dc = t.encode(LINES, 250), DecodeConfig(method="greedy")
+    for mine, whole in zip(decode_best(t.model, ids, dc), decode_best(full.model, ids, dc), strict=True):
+        assert set(mine) <= seen
+        assert mine == whole or not set(whole) <= seen  # the argmax differs only where it was a left-out piece
+    assert Translator.open(f"[{run / 'best.pt'},{run / 'step-20.pt'}]").model.members[0].output_ids is None
 
 
 def test_stdin_and_file_give_the_same_output(run: Path, tmp_path: Path, lines_writer) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import datasets
+import pyarrow.compute as pc
 
 from nmt.config import DataConfig
 from nmt.data.load import load_split
@@ -41,6 +43,15 @@ class Corpus:
     @property
     def train_tgt(self) -> datasets.Column:
         return self.train["tgt_ids"]
+
+    @cached_property
+    def target_pieces(self) -> list[int]:
+        """The sorted ids of the pieces that occur on the target side of the kept training pairs (one Arrow pass);
+        checkpoints keep them so that search scores only these (TranslationModel.restrict_output)."""
+        column = self.train.data.column("tgt_ids")
+        if not len(column):
+            return []
+        return sorted(int(x) for x in pc.unique(pc.list_flatten(column)).to_pylist())
 
 
 class TextColumn:

@@ -32,12 +32,16 @@ class AdditiveAttention(nn.Module):
         :param annotations: (B, S, K). :param mask: (B, S) true on real source tokens (at least one per row).
         :return: context (B, K) and weights (B, S), which sum to 1 and are 0 on padding.
         """
+        weights = self.weights(query, keys, mask)
+        return torch.bmm(weights.unsqueeze(1), annotations).squeeze(1), weights
+
+    def weights(self, query: Tensor, keys: Tensor, mask: Tensor) -> Tensor:
+        """The weights alpha (B, S) of query (B, Q) over keys (B, S, A) with mask (B, S): see :meth:`forward`."""
         if torch.is_grad_enabled() and not torch.is_autocast_enabled(keys.device.type):
             energy = RecomputedEnergy.apply(keys, self.w_a(query), self.v_a.weight)  # (B, S)
         else:
             energy = self.v_a(torch.tanh(keys + self.w_a(query).unsqueeze(1))).squeeze(-1)
-        weights = energy.masked_fill(~mask, float("-inf")).softmax(-1)
-        return torch.bmm(weights.unsqueeze(1), annotations).squeeze(1), weights
+        return energy.masked_fill(~mask, float("-inf")).softmax(-1)
 
 
 class RecomputedEnergy(torch.autograd.Function):

@@ -37,5 +37,5 @@ class RNNEncoderDecoder(TranslationModel):
         """The decoder's initial state for (B, S) sources of lengths (B,)."""
         return self.decoder.start(self.encoder(src, src_len)[1])
 
-    def step_logits(self, prev: Tensor, state: SummaryState) -> tuple[Tensor, SummaryState]:
+    def step_scores(self, prev: Tensor, state: SummaryState) -> tuple[Tensor, SummaryState]:
         return self.decoder.step(prev, state)

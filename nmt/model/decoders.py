@@ -49,6 +49,11 @@ class AttentionState(NamedTuple):
     SOURCE_FIELDS = ("annotations", "keys", "mask")  # fields that depend on the source alone (TranslationModel.reorder)
 
 
+def search_out(decoder: nn.Module) -> nn.Module:
+    """The output layer a search step uses: the restricted copy when there is one, else ``out``."""
+    return decoder.out if decoder.out_search is None else decoder.out_search
+
+
 class SummaryDecoder(nn.Module):
     """:param vocab_size: V. :param emb_dim: E. :param hidden_dim: H (also the size of c).
     :param maxout_dim: M units, each the max of ``maxout_pool`` pieces."""
@@ -64,6 +69,7 @@ class SummaryDecoder(nn.Module):
         self.rnn = make_rnn(emb_dim + hidden_dim, hidden_dim, cell_type=cell_type, cell=cell, reset_after=reset_after)
         self.readout = MaxoutReadout(hidden_dim, emb_dim, hidden_dim, maxout_dim, maxout_pool, dropout)
         self.out = nn.Linear(maxout_dim, vocab_size)  # G, then the softmax
+        self.out_search: nn.Linear | None = None  # rows of out for search only (TranslationModel.restrict_output)
 
     def start(self, c: Tensor) -> SummaryState:
         """The state before the first target word, from the summary c (B, H)."""
@@ -84,7 +90,7 @@ class SummaryDecoder(nn.Module):
         e = self.embed(prev)  # (B, E)
         _, h = run_rnn(self.rnn, torch.cat([e, state.c], dim=-1).unsqueeze(1), state.h)
         features = self.readout(hidden(h, self.hidden_dim), e, self.readout.from_context(state.c))
-        return self.out(features), SummaryState(h, state.c)
+        return search_out(self)(features), SummaryState(h, state.c)
 
 
 class AttentionDecoder(nn.Module):
@@ -103,6 +109,7 @@ class AttentionDecoder(nn.Module):
                                   reset_after=reset_after)
         self.readout = MaxoutReadout(hidden_dim, emb_dim, ctx_dim, maxout_dim, maxout_pool, dropout)
         self.out = nn.Linear(maxout_dim, vocab_size)  # W_o, then the softmax
+        self.out_search: nn.Linear | None = None  # rows of out for search only (TranslationModel.restrict_output)
 
     def start(self, annotations: Tensor, bwd_first: Tensor, mask: Tensor) -> AttentionState:
         """The state before the first target word: s_0 from the backward state at the first source token
@@ -130,5 +137,5 @@ class AttentionDecoder(nn.Module):
         """Logits (B, V) of the word after ``prev`` (B,), the new state, and the attention weights (B, S)."""
         e, query = self.embed(prev), hidden(state.s, self.hidden_dim)
         ctx, alpha = self.attention(query, state.keys, state.annotations, state.mask)
-        logits = self.out(self.readout(query, e, self.readout.from_context(ctx)))
+        logits = search_out(self)(self.readout(query, e, self.readout.from_context(ctx)))
         return logits, state._replace(s=cell_step(self.cell, torch.cat([e, ctx], dim=-1), state.s)), alpha

@@ -26,5 +26,8 @@ class MaxoutReadout(nn.Module):
     def forward(self, h: Tensor, e: Tensor, context_term: Tensor) -> Tensor:
         """Maxout features (..., M) from states h (..., H), previous-word embeddings e (..., E) and
         ``context_term`` = ``from_context(c)`` (..., M*P), which a caller may compute once for every step."""
-        t = self.from_state(h) + self.from_prev_word(e) + context_term
+        return self.maxout(self.from_state(h) + self.from_prev_word(e) + context_term)
+
+    def maxout(self, t: Tensor) -> Tensor:
+        """(..., M) from the summed terms t (..., M*P): the max of each unit's P pieces, then dropout."""
         return self.dropout(t.unflatten(-1, (-1, self.pool)).amax(-1))

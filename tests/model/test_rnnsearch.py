@@ -68,8 +68,9 @@ def test_fused_and_equations_cells_compute_the_same_model() -> None:
         assert torch.allclose(fused.score(batch), eq.score(batch), atol=1e-5)
 
 
-def test_step_by_step_decoding_matches_teacher_forcing() -> None:
-    model = _model()
+@pytest.mark.parametrize("cell", ["fused", "equations"])  # search's projected step, and the decoder's own
+def test_step_by_step_decoding_matches_teacher_forcing(cell: str) -> None:
+    model = _model(cell=cell)
     batch = collate(SRC, TGT, range(3))
     with torch.no_grad():
         expected = model.score(batch)
