@@ -37,7 +37,7 @@ class Hypothesis:
     score: float = math.nan
 
 
-COMPACT_AT = 0.25  # greedy search: the share of finished rows at which they leave the batch
+COMPACT_AT = 0.25  # the share of finished sentences at which they leave the batch (greedy and beam search)
 
 
 def max_lengths(src_len: Tensor, ratio: float, extra: int = 10) -> Tensor:
@@ -155,7 +155,8 @@ def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, be
     """Batched beam search: B sentences x K beams advance together in one (B*K, ...) state.
 
     At each step the 2K best continuations of each sentence are taken from top-k over K*V; those ending in EOS
-    among the first K are finished, the K best others continue. K finished or the length cap end a sentence.
+    among the first K are finished, the K best others continue. K finished or the length cap end a sentence;
+    finished sentences leave the batch as in :func:`greedy`.
 
     :param max_len: (B,) caps. :param beam: K. :param alpha: length penalty exponent. :param min_len: no EOS before.
     :return: per sentence, the ``n_best`` hypotheses with the highest ``score``, best first.
@@ -163,7 +164,7 @@ def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, be
     b, k, dev = src.shape[0], beam, src.device
     state = model.reorder(model.encode(src, src_len), torch.arange(b, device=dev).repeat_interleave(k))
     fin = _Finished(k, alpha, max_len.tolist(), [[] for _ in range(b)], [False] * b)
-    alive = list(range(b))  # the sentences still searched, in state order (n of them)
+    alive = list(range(b))  # the sentences in the batch, in state order (n of them; some may be done)
     cum = torch.full((b, k), float("-inf"), device=dev)  # (n, K) log-probabilities of the live beams
     cum[:, 0] = 0.0  # only beam 0 is alive at the start
     tokens, prev = torch.empty((b * k, 0), dtype=torch.long, device=dev), torch.full((b * k,), BOS, device=dev)
@@ -183,11 +184,11 @@ def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, be
         keep = [pos for pos, i in enumerate(alive) if not fin.done[i]]
         if not keep:
             break
-        if len(keep) < n:  # the sentences that are done leave the batch
+        if n - len(keep) >= COMPACT_AT * n:  # the sentences that are done leave the batch together (see greedy)
             _, rows, prev, cum, tokens = _drop_done(keep, rows, prev, cum, tokens.view(n, k, -1))
             tokens = tokens.view(len(keep) * k, -1)
             alive = [alive[pos] for pos in keep]
-        state = model.reorder(state, rows.reshape(-1), same_sources=len(keep) == n)  # no sentence left: beams swap
+        state = model.reorder(state, rows.reshape(-1), same_sources=len(alive) == n)  # none left: beams swap
         prev = prev.reshape(-1)
     return [sorted(h, key=lambda x: -x.score)[:n_best] for h in fin.hyps]
 
