@@ -106,7 +106,7 @@ def greedy(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, min_len: i
             rows[row], live = -1, live - 1
         if not live:
             break
-        if len(rows) - live >= COMPACT_AT * len(rows):
+        if live < len(rows) and len(rows) - live >= COMPACT_AT * len(rows):
             keep = [row for row, i in enumerate(rows) if i >= 0]
             index, prev = _drop_done(keep, prev)
             state = model.reorder(state, index)
@@ -184,7 +184,7 @@ def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, be
         keep = [pos for pos, i in enumerate(alive) if not fin.done[i]]
         if not keep:
             break
-        if n - len(keep) >= COMPACT_AT * n:  # the sentences that are done leave the batch together (see greedy)
+        if len(keep) < n and n - len(keep) >= COMPACT_AT * n:  # done sentences leave together (see greedy)
             _, rows, prev, cum, tokens = _drop_done(keep, rows, prev, cum, tokens.view(n, k, -1))
             tokens = tokens.view(len(keep) * k, -1)
             alive = [alive[pos] for pos in keep]
