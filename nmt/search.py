@@ -155,8 +155,7 @@ def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, be
     """Batched beam search: B sentences x K beams advance together in one (B*K, ...) state.
 
     At each step the 2K best continuations of each sentence are taken from top-k over K*V; those ending in EOS
-    among the first K are finished, the K best others continue. K finished or the length cap end a sentence;
-    finished sentences leave the batch as in :func:`greedy`.
+    among the first K are finished, the K best others continue. K finished or the cap end a sentence (see greedy).
 
     :param max_len: (B,) caps. :param beam: K. :param alpha: length penalty exponent. :param min_len: no EOS before.
     :return: per sentence, the ``n_best`` hypotheses with the highest ``score``, best first.
