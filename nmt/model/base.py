@@ -121,7 +121,7 @@ class TranslationModel(nn.Module):
             raise ValueError(f"output pieces outside the target vocabulary of {self.tgt_vocab}")
         rest = torch.ones(self.tgt_vocab, dtype=torch.bool)
         rest[ids] = False
-        ids = ids.to(out.weight.device)
+        ids, rest = ids.to(out.weight.device), rest.to(out.weight.device)
         rows = len(ids) + int(rest.any())
         search_out = nn.Linear(out.in_features, rows, bias=True).to(out.weight.device).requires_grad_(False)
         bias = out.bias if out.bias is not None else torch.zeros(self.tgt_vocab, device=out.weight.device)
