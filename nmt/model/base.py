@@ -19,6 +19,7 @@ from nmt.choices import Init, to_plain
 from nmt.config import ModelConfig
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD
+from nmt.model.loss import output_cross_entropy
 from nmt.model.rnn import init_cho2014
 
 
@@ -83,8 +84,11 @@ class TranslationModel(nn.Module):
 
     def loss(self, batch: Batch, label_smoothing: float = 0.0) -> Tensor:
         """Summed cross-entropy over the batch's target tokens (divide by ``batch.n_tgt_tokens``)."""
-        logits, gold = self.target_logits(batch)
-        return F.cross_entropy(logits, gold, reduction="sum", label_smoothing=label_smoothing)
+        out, mask = self.decoder.out, batch.tgt_out != PAD
+        features, gold = self.features(batch)[mask], batch.tgt_out[mask]
+        if features.requires_grad and not torch.is_autocast_enabled(features.device.type) and type(out) is nn.Linear:
+            return output_cross_entropy(features, out.weight, out.bias, gold, label_smoothing)  # nmt.model.loss
+        return F.cross_entropy(out(features), gold, reduction="sum", label_smoothing=label_smoothing)
 
     def score(self, batch: Batch) -> Tensor:
         """log p(y|x) of each pair (B,), summed over the target tokens and EOS (Cho 2014's scoring use)."""

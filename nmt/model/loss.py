@@ -1,0 +1,59 @@
+"""The output layer and the cross-entropy in one pass over row chunks (:func:`output_cross_entropy`), so that
+training never holds the (N, V) logits whole. Autograd keeps three such tensors at once (the logits, their
+log-softmax for the backward pass, and its gradient): about 120 MB each at the spec's batch of 3,800 target pieces
+and 8,000 pieces of vocabulary, the largest tensors of an update. Here each chunk's logits give the loss and, from
+the same softmax, the gradients of the features, the weights and the bias at once; the backward pass only scales
+them. The result and the gradients equal ``F.cross_entropy(F.linear(f, W, b), y, reduction="sum",
+label_smoothing=eps)`` up to float rounding. Letters: N target positions, M features, V vocabulary, C chunk rows.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+CHUNK = 1024  # rows of logits at a time: (C, V) floats, 33 MB at V = 8,000
+
+
+class _OutputCrossEntropy(torch.autograd.Function):
+    """Summed label-smoothed cross-entropy of ``f W^T + b`` against ``gold``, computed in chunks of rows."""
+
+    @staticmethod
+    def forward(ctx, features: Tensor, weight: Tensor, bias: Tensor | None, gold: Tensor, smoothing: float,
+                chunk: int) -> Tensor:
+        vocab = weight.shape[0]
+        grad_f, grad_w = torch.empty_like(features), torch.zeros_like(weight)
+        grad_b = torch.zeros_like(bias) if bias is not None else None
+        total = features.new_zeros(())
+        for start in range(0, features.shape[0], chunk):
+            f, y = features[start : start + chunk], gold[start : start + chunk]  # (C, M), (C,)
+            logits = f @ weight.t() if bias is None else torch.addmm(bias, f, weight.t())  # (C, V)
+            lse = logits.logsumexp(-1, keepdim=True)  # (C, 1)
+            # (1 - eps) * -log p(y) + eps * mean over the vocabulary of -log p(v)
+            nll = lse.squeeze(1) - logits.gather(1, y.unsqueeze(1)).squeeze(1)
+            total += (1 - smoothing) * nll.sum() + smoothing * (lse.squeeze(1) - logits.mean(-1)).sum()
+            grad = logits.sub_(lse).exp_()  # softmax, in the logits' memory
+            if smoothing:
+                grad.sub_(smoothing / vocab)
+            grad[torch.arange(len(y), device=y.device), y] -= 1 - smoothing  # d loss / d logits
+            torch.mm(grad, weight, out=grad_f[start : start + chunk])
+            grad_w.addmm_(grad.t(), f)
+            if grad_b is not None:
+                grad_b += grad.sum(0)
+        ctx.save_for_backward(grad_f, grad_w, grad_b)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        grad_f, grad_w, grad_b = ctx.saved_tensors
+        return grad_f * grad_out, grad_w * grad_out, None if grad_b is None else grad_b * grad_out, None, None, None
+
+
+def output_cross_entropy(features: Tensor, weight: Tensor, bias: Tensor | None, gold: Tensor,
+                         smoothing: float = 0.0, chunk: int = CHUNK) -> Tensor:
+    """Summed cross-entropy of the output layer ``features @ weight.T + bias`` against ``gold``.
+
+    :param features: (N, M). :param weight: (V, M). :param bias: (V,) or None. :param gold: (N,) ids.
+    :param smoothing: label smoothing. :return: a scalar; its gradients reach features, weight and bias.
+    """
+    return _OutputCrossEntropy.apply(features, weight, bias, gold, smoothing, chunk)
