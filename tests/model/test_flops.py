@@ -15,7 +15,9 @@ from nmt.model.flops import forward_flops, training_flops
 
 
 def _counted(model, batch, backward: bool = False) -> int:
-    with FlopCounterMode(display=False) as fc:
+    """Products torch counts in the loss (forward only: without autograd, since the training loss computes the
+    output layer's gradients in its forward pass, nmt.model.loss), or in the loss and its backward pass."""
+    with FlopCounterMode(display=False) as fc, torch.set_grad_enabled(backward):
         loss = model.loss(batch)
         if backward:
             loss.backward()
