@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import datasets
 import pytest
 import torch
 
 from nmt.config import ModelConfig
 from nmt.data.batching import collate
+from nmt.data.prepare import Corpus
 from nmt.data.tokenizer import EOS
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
@@ -107,3 +109,11 @@ def test_pieces_outside_the_vocabulary_are_refused() -> None:
     model = _model("cho2014")
     with pytest.raises(ValueError, match="outside the target vocabulary"):
         model.restrict_output(torch.tensor([5, V_T]))
+
+
+def test_target_pieces_are_those_of_the_kept_pairs_only() -> None:
+    """The length filter selects rows without rewriting the Arrow table: a dropped pair's pieces do not count."""
+    ds = datasets.Dataset.from_dict({"tgt_ids": [[5, 6], [7, 8, 9], [10, 5]], "tgt_len": [2, 3, 2]})
+    kept = ds.filter(lambda n: [x < 3 for x in n], input_columns=["tgt_len"], batched=True)
+    corpus = Corpus(tokenizer=None, train=kept, dev_src=[], dev_tgt=[], dev_refs=[], n_train_raw=3)
+    assert corpus.target_pieces == [5, 6, 10]

@@ -9,10 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from test_cli import _env, last_line, nmt, train_args
 
 from nmt import checkpoint
 from nmt.config import DecodeConfig
+from nmt.errors import NMTError
 from nmt.score import score_pairs
 from nmt.search import decode_best
 from nmt.translate import Translator
@@ -57,6 +59,16 @@ def test_checkpoints_list_the_target_pieces_and_search_scores_only_them(run: Pat
         assert set(mine) <= seen
         assert mine == whole or not set(whole) <= seen  # the argmax differs only where it was a left-out piece
     assert Translator.open(f"[{run / 'best.pt'},{run / 'step-20.pt'}]").model.members[0].output_ids is None
+
+
+def test_a_checkpoint_with_damaged_target_pieces_is_named(run: Path, tmp_path: Path) -> None:
+    ckpt = checkpoint.load(run / "best.pt")
+    ckpt = {k: v for k, v in ckpt.items() if k != "format"}
+    ckpt["target_pieces"] = torch.tensor([5, 10**6], dtype=torch.int32)
+    checkpoint.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(NMTError, match=r"bad\.pt: damaged checkpoint: its target_pieces") as err:
+        Translator.load(str(tmp_path / "bad.pt"))
+    assert "\n" not in str(err.value)
 
 
 def test_stdin_and_file_give_the_same_output(run: Path, tmp_path: Path, lines_writer) -> None:

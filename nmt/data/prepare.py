@@ -46,12 +46,13 @@ class Corpus:
 
     @cached_property
     def target_pieces(self) -> list[int]:
-        """The sorted ids of the pieces that occur on the target side of the kept training pairs (one Arrow pass);
-        checkpoints keep them so that search scores only these (TranslationModel.restrict_output)."""
-        column = self.train.data.column("tgt_ids")
-        if not len(column):
-            return []
-        return sorted(int(x) for x in pc.unique(pc.list_flatten(column)).to_pylist())
+        """The sorted ids of the pieces that occur on the target side of the kept training pairs (one Arrow pass,
+        in chunks, through the length filter's row selection); checkpoints keep them so that search scores only
+        these (TranslationModel.restrict_output)."""
+        seen: set[int] = set()
+        for rows in self.train.select_columns(["tgt_ids"]).with_format("arrow").iter(batch_size=100_000):
+            seen.update(pc.unique(pc.list_flatten(rows["tgt_ids"])).to_pylist())
+        return sorted(seen)
 
 
 class TextColumn:

@@ -74,18 +74,23 @@ class TranslationModel(nn.Module):
         scores, state = self.step_scores(prev, state)
         return (scores if self.output_ids is None else scores[:, : len(self.output_ids)]), state
 
-    def target_logits(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """Logits at the real target positions only (padding costs no softmax).
+    def target_features(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Readout features at the real target positions only (padding costs no output layer).
 
-        :return: logits (N, V) and the gold targets (N,), N = the number of non-pad target positions.
+        :return: features (N, M) and the gold targets (N,), N = the number of non-pad target positions.
         """
         mask = batch.tgt_out != PAD
-        return self.decoder.out(self.features(batch)[mask]), batch.tgt_out[mask]
+        return self.features(batch)[mask], batch.tgt_out[mask]
+
+    def target_logits(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Logits (N, V) at the real target positions, and the gold targets (N,): see :meth:`target_features`."""
+        features, gold = self.target_features(batch)
+        return self.decoder.out(features), gold
 
     def loss(self, batch: Batch, label_smoothing: float = 0.0) -> Tensor:
         """Summed cross-entropy over the batch's target tokens (divide by ``batch.n_tgt_tokens``)."""
-        out, mask = self.decoder.out, batch.tgt_out != PAD
-        features, gold = self.features(batch)[mask], batch.tgt_out[mask]
+        features, gold = self.target_features(batch)
+        out = self.decoder.out
         if features.requires_grad and not torch.is_autocast_enabled(features.device.type) and type(out) is nn.Linear:
             return output_cross_entropy(features, out.weight, out.bias, gold, label_smoothing)  # nmt.model.loss
         return F.cross_entropy(out(features), gold, reduction="sum", label_smoothing=label_smoothing)
