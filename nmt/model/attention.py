@@ -37,8 +37,10 @@ class AdditiveAttention(nn.Module):
 
     def weights(self, query: Tensor, keys: Tensor, mask: Tensor) -> Tensor:
         """The weights alpha (B, S) of query (B, Q) over keys (B, S, A) with mask (B, S): see :meth:`forward`."""
-        if torch.is_grad_enabled() and not torch.is_autocast_enabled(keys.device.type):
-            energy = RecomputedEnergy.apply(keys, self.w_a(query), self.v_a.weight)  # (B, S)
+        if torch.is_grad_enabled():
+            wq, v = self.w_a(query), self.v_a.weight
+            with torch.autocast(keys.device.type, enabled=False):  # under autocast keys and wq are already bf16
+                energy = RecomputedEnergy.apply(keys, wq, v.to(keys.dtype))  # (B, S)
         else:
             energy = self.v_a(torch.tanh(keys + self.w_a(query).unsqueeze(1))).squeeze(-1)
         return energy.masked_fill(~mask, float("-inf")).softmax(-1)
@@ -48,7 +50,8 @@ class RecomputedEnergy(torch.autograd.Function):
     """``e = v_a^T tanh(keys + W_a s)`` that keeps nothing of size (B, S, A) for the backward pass, and computes
     the tanh again there. Training otherwise keeps one such tensor per decoder step, the largest activation of an
     update (a 107-sentence batch of 37 source and 25 target pieces holds 200 MB of them); the cost is one more add
-    and tanh per step in the backward pass. Used in fp32 training (under bf16 autocast the plain expression runs)."""
+    and tanh per step in the backward pass. Used in training; under bf16 autocast it runs in bf16, as autocast's
+    own products would."""
 
     @staticmethod
     def forward(ctx, keys: Tensor, wq: Tensor, v: Tensor) -> Tensor:

@@ -91,7 +91,7 @@ class TranslationModel(nn.Module):
         """Summed cross-entropy over the batch's target tokens (divide by ``batch.n_tgt_tokens``)."""
         features, gold = self.target_features(batch)
         out = self.decoder.out
-        if features.requires_grad and not torch.is_autocast_enabled(features.device.type) and type(out) is nn.Linear:
+        if features.requires_grad and type(out) is nn.Linear:
             return output_cross_entropy(features, out.weight, out.bias, gold, label_smoothing)  # nmt.model.loss
         return F.cross_entropy(out(features), gold, reduction="sum", label_smoothing=label_smoothing)
 

@@ -4,7 +4,9 @@ log-softmax for the backward pass, and its gradient): about 120 MB each at the s
 and 8,000 pieces of vocabulary, the largest tensors of an update. Here each chunk's logits give the loss and, from
 the same softmax, the gradients of the features, the weights and the bias at once; the backward pass only scales
 them. The result and the gradients equal ``F.cross_entropy(F.linear(f, W, b), y, reduction="sum",
-label_smoothing=eps)`` up to float rounding. Letters: N target positions, M features, V vocabulary, C chunk rows.
+label_smoothing=eps)`` up to float rounding. Under bf16 autocast the products run in bf16, as autocast's own
+``F.linear`` would, and the softmax and the loss in fp32, as its ``F.cross_entropy`` would; the weights' gradient
+is summed over the chunks in fp32. Letters: N target positions, M features, V vocabulary, C chunk rows.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ class _OutputCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, features: Tensor, weight: Tensor, bias: Tensor | None, gold: Tensor, smoothing: float,
                 chunk: int) -> Tensor:
-        vocab = weight.shape[0]
-        grad_f, grad_w = torch.empty_like(features), torch.zeros_like(weight)
-        grad_b = torch.zeros_like(bias) if bias is not None else None
-        total = features.new_zeros(())
+        vocab, low = weight.shape[0], features.dtype  # low: the products' dtype (bf16 under autocast)
+        acc = torch.promote_types(low, torch.float32)  # the softmax's, the loss's and the sums' dtype
+        grad_f, grad_w = torch.empty_like(features), torch.zeros_like(weight, dtype=acc)
+        grad_b = torch.zeros_like(bias, dtype=acc) if bias is not None else None
+        total = features.new_zeros((), dtype=acc)
         for start in range(0, features.shape[0], chunk):
             f, y = features[start : start + chunk], gold[start : start + chunk]  # (C, M), (C,)
-            logits = f @ weight.t() if bias is None else torch.addmm(bias, f, weight.t())  # (C, V)
+            logits = (f @ weight.t() if bias is None else torch.addmm(bias, f, weight.t())).to(acc)  # (C, V)
             lse = logits.logsumexp(-1, keepdim=True)  # (C, 1)
             # (1 - eps) * -log p(y) + eps * mean over the vocabulary of -log p(v)
             nll = lse.squeeze(1) - logits.gather(1, y.unsqueeze(1)).squeeze(1)
@@ -36,11 +39,15 @@ class _OutputCrossEntropy(torch.autograd.Function):
             if smoothing:
                 grad.sub_(smoothing / vocab)
             grad[torch.arange(len(y), device=y.device), y] -= 1 - smoothing  # d loss / d logits
-            torch.mm(grad, weight, out=grad_f[start : start + chunk])
-            grad_w.addmm_(grad.t(), f)
             if grad_b is not None:
                 grad_b += grad.sum(0)
-        ctx.save_for_backward(grad_f, grad_w, grad_b)
+            grad = grad.to(low)
+            torch.mm(grad, weight, out=grad_f[start : start + chunk])
+            if low == acc:
+                grad_w.addmm_(grad.t(), f)
+            else:
+                grad_w += grad.t() @ f
+        ctx.save_for_backward(grad_f, grad_w.to(weight.dtype), None if grad_b is None else grad_b.to(bias.dtype))
         return total
 
     @staticmethod
@@ -54,6 +61,15 @@ def output_cross_entropy(features: Tensor, weight: Tensor, bias: Tensor | None, 
     """Summed cross-entropy of the output layer ``features @ weight.T + bias`` against ``gold``.
 
     :param features: (N, M). :param weight: (V, M). :param bias: (V,) or None. :param gold: (N,) ids.
-    :param smoothing: label smoothing. :return: a scalar; its gradients reach features, weight and bias.
+    :param smoothing: label smoothing. :param chunk: rows at a time.
+    :return: a scalar (float32 under autocast); its gradients reach features, weight and bias.
     """
-    return _OutputCrossEntropy.apply(features, weight, bias, gold, smoothing, chunk)
+    device = features.device.type
+    if not torch.is_autocast_enabled(device):
+        return _OutputCrossEntropy.apply(features, weight, bias, gold, smoothing, chunk)
+    low = torch.get_autocast_dtype(device)
+    if low != torch.bfloat16:
+        raise ValueError(f"output_cross_entropy: autocast to {low} is not supported (bf16 or none)")
+    with torch.autocast(device, enabled=False):  # the casts below are autograd's, so gradients return in fp32
+        return _OutputCrossEntropy.apply(features.to(low), weight.to(low), None if bias is None else bias.to(low),
+                                         gold, smoothing, chunk)

@@ -64,13 +64,12 @@ def word_table(decoder: AttentionDecoder, pieces: Tensor | None) -> tuple[Tensor
     larger than TABLE_MAX floats."""
     if pieces is None:
         return None
-    weights, bias = _word_weights(decoder)
     params = (decoder.embed.weight, decoder.cell.weight_ih, decoder.cell.bias_ih, decoder.readout.from_prev_word.weight)
     key = (tuple((p.data_ptr(), p._version) for p in params if p is not None), pieces.data_ptr())
     cached = getattr(decoder, "_word_table", None)
     if cached is not None and cached[0] == key:
         return cached[1]
-    table = None
+    table, (weights, bias) = None, _word_weights(decoder)  # the weights are concatenated only on a rebuild
     if len(pieces) * weights.shape[0] <= TABLE_MAX:
         rows = decoder.embed(pieces) @ weights.t()
         if bias is not None:

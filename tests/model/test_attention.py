@@ -51,3 +51,31 @@ def test_recomputed_energy_equals_the_expression_in_values_and_gradients() -> No
     torch.testing.assert_close(got, want)
     for mine, ref in zip(grads, (keys.grad, wq.grad, v.grad), strict=True):
         torch.testing.assert_close(mine, ref)
+
+
+def test_recomputed_energy_runs_under_bf16_autocast_like_the_expression() -> None:
+    """Under bf16 autocast training also keeps no (B, S, A) tensor: the energy runs as RecomputedEnergy in bf16,
+    and the weights and every gradient are autocast's plain expression's, up to bf16 rounding."""
+    torch.manual_seed(0)
+    att = AdditiveAttention(16, 20, 12)
+    ann, query = torch.randn(3, 7, 20, requires_grad=True), torch.randn(3, 16, requires_grad=True)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[0, 5:] = False
+    weight = torch.randn(3, 7)
+    results = []
+    for recomputed in (True, False):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            keys = att.project_keys(ann)
+            if recomputed:
+                alpha = att.weights(query, keys, mask)
+                assert "RecomputedEnergy" in str(alpha.grad_fn.next_functions[0][0].next_functions)
+            else:
+                energy = att.v_a(torch.tanh(keys + att.w_a(query).unsqueeze(1))).squeeze(-1)
+                alpha = energy.masked_fill(~mask, float("-inf")).softmax(-1)
+        grads = torch.autograd.grad((alpha * weight).sum(), [ann, query, *att.parameters()])
+        results.append((alpha, grads))
+    (alpha, grads), (ref, ref_grads) = results
+    torch.testing.assert_close(alpha, ref, atol=1e-2, rtol=0)
+    for got, want in zip(grads, ref_grads, strict=True):
+        assert got.dtype == torch.float32
+        assert (got - want).norm() <= 2e-2 * want.norm()
