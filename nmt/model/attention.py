@@ -33,7 +33,11 @@ class AdditiveAttention(nn.Module):
         :return: context (B, K) and weights (B, S), which sum to 1 and are 0 on padding.
         """
         weights = self.weights(query, keys, mask)
-        return torch.bmm(weights.unsqueeze(1), annotations).squeeze(1), weights
+        # in the annotations' dtype: under bf16 autocast a bf16 product would copy the fp32 annotations into bf16
+        # at every step, and keep each copy for the backward pass
+        with torch.autocast(annotations.device.type, enabled=False):
+            context = torch.bmm(weights.unsqueeze(1).to(annotations.dtype), annotations).squeeze(1)
+        return context, weights
 
     def weights(self, query: Tensor, keys: Tensor, mask: Tensor) -> Tensor:
         """The weights alpha (B, S) of query (B, Q) over keys (B, S, A) with mask (B, S): see :meth:`forward`."""

@@ -79,3 +79,16 @@ def test_recomputed_energy_runs_under_bf16_autocast_like_the_expression() -> Non
     for got, want in zip(grads, ref_grads, strict=True):
         assert got.dtype == torch.float32
         assert (got - want).norm() <= 2e-2 * want.norm()
+
+
+def test_context_under_bf16_autocast_mixes_the_annotations_in_their_own_dtype() -> None:
+    """The context sum_j alpha_j h_j is taken on the fp32 annotations under bf16 autocast (a bf16 product would
+    copy them into bf16 at every decoder step and keep each copy for the backward pass)."""
+    torch.manual_seed(0)
+    att = AdditiveAttention(16, 20, 12)
+    ann, query = torch.randn(3, 7, 20), torch.randn(3, 16)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        context, alpha = att(query, att.project_keys(ann), ann, mask)
+    assert alpha.dtype == torch.bfloat16 and context.dtype == torch.float32
+    torch.testing.assert_close(context, (alpha.float().unsqueeze(-1) * ann).sum(1))
