@@ -1,12 +1,13 @@
 """Keep freed memory in the process instead of handing it back to the kernel after every training update; and
-keep oneDNN from holding buffers for every matrix shape under bf16 autocast on the CPU.
+keep oneDNN and ideep from holding buffers for every matrix shape under bf16 autocast on the CPU.
 
 glibc serves allocations above its mmap threshold (at most 32 MiB by default) with fresh ``mmap`` pages and unmaps
 them on ``free``. A training update allocates and frees the same large tensors every time (the 8,000-way logits of
 about 2,000 positions are 65 MB, and their gradient as many), so each update pays page faults and zero-filling for
 them again (in ``fill_``, ``copy_`` and ``log_softmax``, which touch the fresh pages first). Raising the threshold and
 switching trimming off lets the heap reuse the pages: on the 2-core benchmark machine training got 4.5% faster
-(docs/benchmarks.md). Peak memory is the same, but it stays reserved until the process ends.
+(docs/benchmarks.md). Peak memory is the same, but it stays reserved until the process ends. (Giving the freed
+pages back after every update, ``malloc_trim``, lowered bf16's peak but made it 7-28% slower: not done.)
 """
 
 from __future__ import annotations
@@ -37,13 +38,17 @@ def keep_freed_memory() -> bool:
 
 
 ONEDNN_CACHE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+IDEEP_CACHE = "LRU_CACHE_CAPACITY"
+NO_SHAPE_CACHES = {ONEDNN_CACHE: "0", IDEEP_CACHE: "1"}  # 1: the smallest the ideep cache takes
 
 
-def no_onednn_primitive_cache() -> bool:
-    """Switch off oneDNN's primitive cache, which bf16 autocast on the CPU fills: it keeps one set of buffers per
-    matrix shape, and a run's batches have many shapes (on the spec batch its peak memory grew to 3.5-4.5 GB where
-    fp32 stays at 1.9 GB; without the cache 2.2-2.3 GB at the same speed; docs/benchmarks.md). oneDNN reads the
-    setting when it first runs, so this must come before the first bf16 product; a value the user set is kept.
-    Returns whether the setting is now 0."""
-    os.environ.setdefault(ONEDNN_CACHE, "0")
-    return os.environ[ONEDNN_CACHE] == "0"
+def no_shape_caches() -> bool:
+    """Switch off the two caches that bf16 autocast on the CPU fills with buffers for every matrix shape, where a
+    run's batches have many shapes: oneDNN's primitive cache (on the spec batch the peak grew to 3.5-4.5 GB where
+    fp32 stayed at 1.9 GB) and the computation cache of ideep, torch's layer over oneDNN (with the first off, 1.7 GB
+    by update 100 against 1.1 GB with both off, and no slower; docs/benchmarks.md). Both libraries read the setting
+    when they first run, so this must come before the first bf16 product; a value the user set is kept. Returns
+    whether both are now off."""
+    for name, value in NO_SHAPE_CACHES.items():
+        os.environ.setdefault(name, value)
+    return all(os.environ[name] == value for name, value in NO_SHAPE_CACHES.items())

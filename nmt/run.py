@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf
 
 from nmt import checkpoint, distributed
-from nmt.allocator import keep_freed_memory, no_onednn_primitive_cache
+from nmt.allocator import keep_freed_memory, no_shape_caches
 from nmt.board import Board
 from nmt.choices import Precision, to_plain
 from nmt.config import Config
@@ -112,7 +112,7 @@ def setup(cfg: Config, dist: distributed.Dist | None = None) -> Run:
     tc = cfg.train
     dist = dist or distributed.Dist(device=distributed.resolve_device(tc.device))
     if tc.precision == Precision.bf16 and dist.device.type == "cpu":
-        no_onednn_primitive_cache()
+        no_shape_caches()
         if not cpu_has_bf16():
             log.warning("train.precision=bf16: this CPU has no native bf16 (AVX512-BF16 or AMX): expect it slower")
     run_dir = Path(cfg.run_dir)

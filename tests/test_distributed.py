@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from nmt import checkpoint, distributed
-from nmt.allocator import ONEDNN_CACHE, no_onednn_primitive_cache
+from nmt.allocator import IDEEP_CACHE, NO_SHAPE_CACHES, ONEDNN_CACHE, no_shape_caches
 from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
 from nmt.errors import NMTError
 from nmt.run import setup
@@ -88,9 +88,10 @@ def test_bf16_on_cpu_trains_like_fp32(tiny_data_cfg: DataConfig, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """train.precision=bf16 on the CPU: the forward runs in bf16 (a weight's product comes out in bf16), the
     weights, gradients and optimizer stay fp32, and the loss falls about as far as in fp32 from the same start.
-    oneDNN's primitive cache is switched off (nmt.allocator), unless the user set it."""
-    monkeypatch.setenv(ONEDNN_CACHE, "unset below")
-    monkeypatch.delenv(ONEDNN_CACHE)  # restored to what it was after the test
+    oneDNN's and ideep's per-shape caches are switched off (nmt.allocator), unless the user set them."""
+    for name in NO_SHAPE_CACHES:
+        monkeypatch.setenv(name, "unset below")
+        monkeypatch.delenv(name)  # restored to what it was after the test
     tc = replace(TrainConfig(), device="cpu", threads="1", batch_tokens=400, max_steps=80, eval_every=80, lr=3e-3,
                  keep_last=0, log_every=100, tensorboard=False)
     model_cfg = replace(ModelConfig(), emb_dim=16, hidden_dim=32, maxout_dim=8, attention_dim=16, dropout=0.0)
@@ -104,6 +105,7 @@ def test_bf16_on_cpu_trains_like_fp32(tiny_data_cfg: DataConfig, tmp_path: Path,
                 "fp32": "float32", "bf16": "bfloat16"}[precision])
         first = run.model.loss(batch).item() / batch.n_tgt_tokens
         assert os.environ.get(ONEDNN_CACHE) == {"fp32": None, "bf16": "0"}[precision]
+        assert os.environ.get(IDEEP_CACHE) == {"fp32": None, "bf16": "1"}[precision]
         fit(run)
         assert all(p.dtype == torch.float32 for p in run.model.parameters())
         moments = [v for st in run.opt.state.values() for v in st.values() if v.dim() > 0]
@@ -116,13 +118,15 @@ def test_bf16_on_cpu_trains_like_fp32(tiny_data_cfg: DataConfig, tmp_path: Path,
 
 def test_a_primitive_cache_size_the_user_chose_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ONEDNN_CACHE, "256")
-    assert not no_onednn_primitive_cache() and os.environ[ONEDNN_CACHE] == "256"
+    monkeypatch.setenv(IDEEP_CACHE, "1024")
+    assert not no_shape_caches() and os.environ[ONEDNN_CACHE] == "256" and os.environ[IDEEP_CACHE] == "1024"
 
 
 def test_bf16_on_a_cpu_without_it_warns(tiny_data_cfg: DataConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr("nmt.run.cpu_has_bf16", lambda: False)
-    monkeypatch.setenv(ONEDNN_CACHE, "0")  # what setup would set, undone after the test
+    for name, value in NO_SHAPE_CACHES.items():
+        monkeypatch.setenv(name, value)  # what setup would set, undone after the test
     cfg = Config(data=tiny_data_cfg, train=replace(TrainConfig(), device="cpu", precision="bf16", tensorboard=False),
                  run_dir=str(tmp_path / "run"))
     with caplog.at_level("WARNING", logger="nmt.train"):
