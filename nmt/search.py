@@ -4,7 +4,8 @@ length and decodes them in batches of a token budget. Validation, ``nmt translat
 decode through :func:`decode_all`.
 
 The search owns the loop; the model owns one step. Finished sentences leave the batch together, once
-``COMPACT_AT`` of it has finished, so the steps after that cost nothing for them. PAD and BOS are never produced.
+``COMPACT_AT`` of it has finished (until then their rows are still computed, and their output ignored). PAD and
+BOS are never produced.
 A model restricted to some output pieces (``output_ids``: TranslationModel.restrict_output) scores V' columns;
 the search turns the chosen columns into piece ids.
 Letters: B batch, S source length, K beam, V vocabulary (or V' columns).
