@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import typing
-from dataclasses import asdict, fields
+from dataclasses import asdict, field, fields
 from enum import Enum
 from typing import Any, ClassVar
 
@@ -134,9 +134,25 @@ def check_setting(value: object, name: str = "threads") -> str:
     raise ConfigValueError(f"unknown {name}={value!r}: use auto or a number of threads (0: torch's default)")
 
 
+def check_device(value: object, name: str = "device") -> str:
+    """A ``device`` setting for inference as its canonical string: ``auto`` (a visible GPU, else the CPU), ``cpu``,
+    ``cuda`` or ``cuda:N``."""
+    text = str(value).strip().lower()
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise ConfigValueError(f"unknown {name}={value!r}: use auto, cpu, cuda or cuda:N")
+
+
+def checked(default: object, check: typing.Callable[[object, str], object], **kwargs: Any) -> Any:
+    """A dataclass field whose value ``check(value, name)`` canonicalises or refuses when the config is built
+    (:class:`Checked`): e.g. ``threads: str = checked("auto", check_setting)``."""
+    return field(default=default, metadata={"check": check, **kwargs})
+
+
 class Checked:
     """Turns the string values of a config's :class:`Choice` fields into members when a dataclass is built in
-    code (Hydra's composition has checked them already): an unknown value is one line naming the allowed ones."""
+    code (Hydra's composition has checked them already): an unknown value is one line naming the allowed ones.
+    A field made with :func:`checked` goes through its own check."""
 
     section: ClassVar[str] = ""  # the config path of this dataclass, for error messages
 
@@ -149,8 +165,8 @@ class Checked:
                 setattr(self, f.name, kind.parse(value, name))
             elif typing.get_origin(kind) is list and issubclass(typing.get_args(kind)[0], Choice):
                 setattr(self, f.name, [typing.get_args(kind)[0].parse(v, name) for v in value])
-            elif f.name == "threads" and kind is str:  # auto or a count (nmt.threads)
-                setattr(self, f.name, check_setting(value, name))
+            elif "check" in f.metadata:
+                setattr(self, f.name, f.metadata["check"](value, name))
 
 
 def to_plain(cfg: Any) -> dict:
