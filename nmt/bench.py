@@ -168,7 +168,7 @@ def _decode(bc: BenchConfig, method: str, quantized: bool) -> dict:
     from nmt.search import decode_best
     from nmt.translate import Translator
 
-    translator = Translator.load(str(resolve_path(bc.checkpoint)), "int8" if quantized else "none")
+    translator = Translator.open(bc.checkpoint, "int8" if quantized else "none", device="cpu")
     test = load_split(bc.data, "test")
     src, refs = test["src"], test["tgt"]
     ids = translator.encode(src, 250)

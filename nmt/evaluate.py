@@ -117,8 +117,8 @@ def evaluate(ec: EvaluateConfig) -> dict:
     datasets.disable_progress_bars()
     members = checkpoint_paths(ec.checkpoint)
     ckpt_path = resolve_path(members[0])
-    translator = Translator.open(ec.checkpoint, ec.quantize)
-    data = DataConfig.from_dict(translator.config["data"])
+    translator = Translator.open(ec.checkpoint, ec.quantize, ec.device)
+    data = translator.config.data
     sets = _test_sets(ec, data)
     if ec.baseline and len(sets) != 1:
         raise NMTError(f"baseline= compares one test set, but {len(sets)} are configured ({', '.join(sets)})")

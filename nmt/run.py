@@ -24,7 +24,6 @@ from nmt.choices import Precision, to_plain
 from nmt.config import Config
 from nmt.data.batching import BatchIterator
 from nmt.data.prepare import Corpus, prepare
-from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
@@ -122,7 +121,7 @@ def setup(cfg: Config, dist: distributed.Dist | None = None) -> Run:
         keep_freed_memory()  # no page faults on the same large tensors in every update (nmt.allocator)
     random.seed(tc.seed)
     torch.manual_seed(tc.seed)
-    tok = Tokenizer(resumed["tokenizer"]["src"], resumed["tokenizer"]["tgt"]) if resumed else None
+    tok = resumed.tokenizer if resumed else None
     with dist.main_first():  # rank 0 fills the sentencepiece and datasets caches, the others reuse them
         corpus = prepare(cfg.data, tok)
     model = build_model(cfg.model, corpus.tokenizer.src_vocab_size, corpus.tokenizer.tgt_vocab_size).to(dist.device)
@@ -140,7 +139,7 @@ def setup(cfg: Config, dist: distributed.Dist | None = None) -> Run:
     return run
 
 
-def _resumable(cfg: Config, run_dir: Path) -> dict | None:
+def _resumable(cfg: Config, run_dir: Path) -> checkpoint.Checkpoint | None:
     """The ``last.pt`` to continue (checked against the requested settings), or None for a new run."""
     last = run_dir / "last.pt"
     if last.exists() and not cfg.train.resume and not cfg.train.overwrite:
@@ -155,13 +154,13 @@ def _resumable(cfg: Config, run_dir: Path) -> dict | None:
     return resumed
 
 
-def _restore(ckpt: dict, model: TranslationModel, opt: torch.optim.Optimizer, dist: distributed.Dist,
-             run_dir: Path) -> TrainState:
+def _restore(ckpt: checkpoint.Checkpoint, model: TranslationModel, opt: torch.optim.Optimizer,
+             dist: distributed.Dist, run_dir: Path) -> TrainState:
     """Weights, optimizer, random generators and training state from ``last.pt``."""
-    model.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])
-    checkpoint.restore_rng(ckpt, dist.device)
-    state = TrainState(**ckpt["train_state"])
+    model.load_state_dict(ckpt.weights)
+    opt.load_state_dict(ckpt.payload["optimizer"])
+    checkpoint.restore_rng(ckpt.payload, dist.device)
+    state = TrainState(**ckpt.payload["train_state"])
     if dist.is_main:
         forget_lost_updates(run_dir, state.step)
     log.info("resumed %s at step %d (epoch %d)", run_dir / "last.pt", state.step, state.epoch + 1)

@@ -1,14 +1,11 @@
-"""Decoding over any model that exposes ``encode``, ``step`` (or ``step_logits``) and ``reorder``
-(nmt.model.base.TranslationModel): greedy and beam search, and :func:`decode_all`, which sorts sources by
-length and decodes them in batches of a token budget. Validation, ``nmt translate`` and ``nmt evaluate`` all
-decode through :func:`decode_all`.
+"""Greedy and beam search over the decoding contract (nmt.model.contract.Decodable: models and ensembles), and
+:func:`decode_all`, which sorts sources by length and decodes them in batches of a token budget. Validation,
+``nmt translate``, ``nmt evaluate``, serve and the Python API all decode through :func:`decode_all`.
 
 The search owns the loop; the model owns one step. Finished sentences leave the batch together, once
 ``COMPACT_AT`` of it has finished (until then their rows are still computed, and their output ignored). PAD and
-BOS are never produced.
-A model restricted to some output pieces (``output_ids``: TranslationModel.restrict_output) scores V' columns;
-the search turns the chosen columns into piece ids.
-Letters: B batch, S source length, K beam, V vocabulary (or V' columns).
+BOS are never produced. A step scores V' output columns; the model's ``columns`` turn the chosen ones into piece
+ids. Letters: B batch, S source length, K beam, V' output columns.
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -25,6 +21,7 @@ from nmt.choices import DecodeMethod
 from nmt.config import DecodeConfig
 from nmt.data.batching import collate, token_batches
 from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.model.contract import Decodable
 
 
 @dataclass
@@ -51,20 +48,21 @@ def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
     return ((5 + length) / 6) ** alpha
 
 
-def _no_specials(scores: Tensor, eos_too: bool = False) -> Tensor:
-    """Forbid PAD and BOS as outputs (and EOS while the output is shorter than the minimum length): (N, V)
-    log-probabilities or logits -> the same, in place."""
-    scores[:, PAD] = float("-inf")
-    scores[:, BOS] = float("-inf")
-    if eos_too:
-        scores[:, EOS] = float("-inf")
-    return scores
+class _Columns:
+    """A model's output columns (nmt.model.contract): the piece id of each, and which ones search may not pick."""
 
+    def __init__(self, model: Decodable) -> None:
+        self.ids = model.columns  # (V',)
+        self.never = ((self.ids == PAD) | (self.ids == BOS)).nonzero().squeeze(1)  # PAD and BOS are never output
+        self.eos = (self.ids == EOS).nonzero().squeeze(1)
 
-def _pieces(columns: Tensor, model: Any) -> Tensor:
-    """Score columns -> target piece ids (the same unless the model's output is restricted)."""
-    ids = getattr(model, "output_ids", None)
-    return columns if ids is None else ids[columns]
+    def mask(self, scores: Tensor, eos_too: bool = False) -> Tensor:
+        """(N, V') log-probabilities or logits with PAD and BOS (and EOS while the output is shorter than the
+        minimum length) at -inf, in place."""
+        scores.index_fill_(1, self.never, float("-inf"))
+        if eos_too:
+            scores.index_fill_(1, self.eos, float("-inf"))
+        return scores
 
 
 def _drop_done(keep: list[int], *tensors: Tensor) -> tuple[Tensor, ...]:
@@ -75,7 +73,7 @@ def _drop_done(keep: list[int], *tensors: Tensor) -> tuple[Tensor, ...]:
 
 
 @torch.no_grad()
-def greedy(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, min_len: int = 0) -> list[Hypothesis]:
+def greedy(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, min_len: int = 0) -> list[Hypothesis]:
     """The most probable token at every step, for a whole batch at once.
 
     A finished sentence's row stays in the batch (its output ignored) until at least ``COMPACT_AT`` of the rows
@@ -86,16 +84,15 @@ def greedy(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, min_len: i
     :param min_len: no EOS before this many output tokens.
     :return: one hypothesis per sentence (scores NaN: the argmax needs no softmax).
     """
-    state = model.encode(src, src_len)
+    state, cols = model.encode(src, src_len), _Columns(model)
     caps = max_len.tolist()
     out = [Hypothesis([]) for _ in caps]
     rows = list(range(len(caps)))  # the sentence of each state row; -1: finished, waiting to leave the batch
     live = len(rows)
     prev = torch.full((len(caps),), BOS, dtype=torch.long, device=src.device)
-    step = getattr(model, "step_logits", model.step)
     for t in range(int(max(caps, default=0))):
-        scores, state = step(prev, state)
-        prev = _pieces(_no_specials(scores, t < min_len).argmax(-1), model)
+        scores, state, _ = model.step(prev, state, normalize=False)  # the argmax needs no softmax
+        prev = cols.ids[cols.mask(scores, t < min_len).argmax(-1)]
         for row, token in enumerate(prev.tolist()):
             i = rows[row]
             if i < 0:
@@ -151,7 +148,7 @@ class _Finished:
 
 
 @torch.no_grad()
-def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, beam: int, alpha: float = 1.0,
+def beam_search(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, *, beam: int, alpha: float = 1.0,
                 n_best: int = 1, min_len: int = 0) -> list[list[Hypothesis]]:
     """Batched beam search: B sentences x K beams advance together in one (B*K, ...) state.
 
@@ -163,18 +160,18 @@ def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, be
     """
     b, k, dev = src.shape[0], beam, src.device
     state = model.reorder(model.encode(src, src_len), torch.arange(b, device=dev).repeat_interleave(k))
-    fin = _Finished(k, alpha, max_len.tolist(), [[] for _ in range(b)], [False] * b)
+    fin, cols = _Finished(k, alpha, max_len.tolist(), [[] for _ in range(b)], [False] * b), _Columns(model)
     alive = list(range(b))  # the sentences in the batch, in state order (n of them; some may be done)
     cum = torch.full((b, k), float("-inf"), device=dev)  # (n, K) log-probabilities of the live beams
     cum[:, 0] = 0.0  # only beam 0 is alive at the start
     tokens, prev = torch.empty((b * k, 0), dtype=torch.long, device=dev), torch.full((b * k,), BOS, device=dev)
     for t in range(int(max(fin.caps, default=0))):
         n = len(alive)
-        logp, state = model.step(prev, state)
+        logp, state, _ = model.step(prev, state)
         vocab = logp.shape[-1]
-        cand = (cum.view(-1, 1) + _no_specials(logp, t < min_len)).view(n, k * vocab)
+        cand = (cum.view(-1, 1) + cols.mask(logp, t < min_len)).view(n, k * vocab)
         top, idx = cand.topk(min(2 * k, k * vocab), dim=-1)
-        src_beam, tok = idx // vocab, _pieces(idx % vocab, model)  # (n, 2K)
+        src_beam, tok = idx // vocab, cols.ids[idx % vocab]  # (n, 2K)
         fin.take_eos(alive, top, src_beam, tok, tokens)
         cum, order = top.masked_fill(tok == EOS, float("-inf")).topk(k, dim=-1)  # (n, K) best non-EOS
         rows = src_beam.gather(1, order) + torch.arange(n, device=dev).unsqueeze(1) * k  # (n, K)
@@ -193,10 +190,10 @@ def beam_search(model: Any, src: Tensor, src_len: Tensor, max_len: Tensor, *, be
     return [sorted(h, key=lambda x: -x.score)[:n_best] for h in fin.hyps]
 
 
-def search(model: Any, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
+def search(model: Decodable, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
     """Decode one batch of non-empty source id lists as ``dc`` says: per source, its hypotheses, best first
     (greedy: one; beam: ``dc.n_best``)."""
-    batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids))).to(next(model.parameters()).device)
+    batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids))).to(model.device)
     caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
     if dc.method == DecodeMethod.beam:
         return beam_search(model, batch.src, batch.src_len, caps, beam=dc.beam, alpha=dc.alpha, n_best=dc.n_best,
@@ -205,7 +202,7 @@ def search(model: Any, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[
 
 
 @torch.no_grad()
-def decode_all(model: Any, ids: Sequence[Sequence[int]], dc: DecodeConfig,
+def decode_all(model: Decodable, ids: Sequence[Sequence[int]], dc: DecodeConfig,
                on_batch: Callable[[int, int], None] | None = None) -> list[list[Hypothesis]]:
     """Hypotheses (best first) for each source id list, in input order; an empty source gets none.
 
@@ -225,7 +222,7 @@ def decode_all(model: Any, ids: Sequence[Sequence[int]], dc: DecodeConfig,
     return out
 
 
-def decode_best(model: Any, ids: Sequence[Sequence[int]], dc: DecodeConfig,
+def decode_best(model: Decodable, ids: Sequence[Sequence[int]], dc: DecodeConfig,
                 on_batch: Callable[[int, int], None] | None = None) -> list[list[int]]:
     """The best output ids for each source id list, in input order (empty for an empty source)."""
     return [h[0].tokens if h else [] for h in decode_all(model, ids, dc, on_batch)]

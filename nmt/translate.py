@@ -1,21 +1,25 @@
-"""A trained checkpoint as a translator of text: :class:`Translator` rebuilds the model and its tokenizer, and
-translates lines (through nmt.search.decode_all, which batches length-sorted input and keeps the input order)."""
+"""Trained checkpoints as a translator of text: :class:`Translator` rebuilds the model (or an ensemble of them)
+and its tokenizer on a device, and translates lines (through nmt.search.decode_all, which batches
+length-sorted input and keeps the input order)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 
 import torch
 
 from nmt import checkpoint
 from nmt.choices import Quantize
-from nmt.config import DecodeConfig, ModelConfig
+from nmt.config import Config, DecodeConfig
+from nmt.data.batching import collate
 from nmt.data.load import resolve_path
 from nmt.data.tokenizer import Tokenizer
-from nmt.ensemble import Ensemble
+from nmt.device import inference_device
+from nmt.ensemble import Ensemble, restrict_members
 from nmt.errors import NMTError
-from nmt.model import build_model
+from nmt.model.base import TranslationModel
 from nmt.quantize import quantize as quantize_model
 from nmt.search import decode_all, decode_best
 
@@ -23,68 +27,47 @@ log = logging.getLogger("nmt.translate")
 
 
 class Translator:
-    """A model and its tokenizer, rebuilt from a self-describing checkpoint."""
+    """A model, or an ensemble of models sharing one tokenizer, ready to decode: ``model`` is what search and
+    scoring use (nmt.model.contract: Decodable and Scorer), ``members`` the single models in it (one, or each
+    member of the ensemble), ``config`` and ``step`` those of the first member's checkpoint."""
 
-    def __init__(self, ckpt: dict) -> None:
-        try:
-            info = ckpt["model_info"]
-            self.tokenizer = Tokenizer(ckpt["tokenizer"]["src"], ckpt["tokenizer"]["tgt"])
-            sizes = (info["src_vocab"], info["tgt_vocab"])
-            self.model = build_model(ModelConfig(**info["config"]), *sizes)
-            weights = ckpt["model"]
-        except (KeyError, TypeError, RuntimeError) as err:  # RuntimeError: sentencepiece cannot parse its model
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise NMTError(f"incomplete or damaged checkpoint ({type(err).__name__}: {first})") from None
-        if (self.tokenizer.src_vocab_size, self.tokenizer.tgt_vocab_size) != sizes:
-            raise NMTError(f"checkpoint's tokenizer ({self.tokenizer.src_vocab_size}, {self.tokenizer.tgt_vocab_size}"
-                           f" pieces) and model ({sizes[0]}, {sizes[1]}) disagree on vocabulary sizes")
-        try:
-            self.model.load_state_dict(weights)
-        except RuntimeError as err:  # "Error(s) in loading state_dict ...:" then one line per problem
-            detail = [line.strip() for line in str(err).splitlines() if line.strip()]
-            raise NMTError(f"checkpoint weights do not fit its model settings: {detail[1] if len(detail) > 1 else err}"
-                           ) from None
-        self.model.eval()
-        self.restrict(ckpt.get("target_pieces"))
-        self.config = ckpt.get("config", {})
-        self.step = ckpt.get("step")
+    def __init__(self, members: list[TranslationModel], tokenizer: Tokenizer, config: Config, step: int | None,
+                 paths: list[Path]) -> None:
+        self.members, self.tokenizer, self.config, self.step, self.paths = members, tokenizer, config, step, paths
+        self.model: TranslationModel | Ensemble = members[0] if len(members) == 1 else Ensemble(members).eval()
+
+    @classmethod
+    def open(cls, spec: str | Path | Sequence[str | Path], quantize: Quantize | str = Quantize.none,
+             device: str = "auto") -> Translator:
+        """A checkpoint (file or run directory), or an ensemble: a list of them, or the command line's
+        ``[path,path,...]``, whose members must share their tokenizer. The members score the union of the target
+        pieces they saw in training. ``device``: nmt.device; ``quantize="int8"`` (CPU) stores the linear and
+        recurrent weights as int8."""
+        names = checkpoint_paths(str(spec)) if isinstance(spec, str | Path) else [str(p) for p in spec]
+        paths = [resolve_path(p) for p in names]
+        if not paths:
+            raise NMTError("no checkpoint given")
+        where = inference_device(device)
+        ckpts = [checkpoint.load(p) for p in paths]
+        for other in ckpts[1:]:
+            for side in ("src", "tgt"):
+                if getattr(other.tokenizer, f"{side}_model") != getattr(ckpts[0].tokenizer, f"{side}_model"):
+                    raise NMTError(f"ensemble members {paths[0]} and {other.path} have different {side} "
+                                   "vocabularies: an ensemble needs one tokenizer")
+        members = [c.build_model().to(where) for c in ckpts]
+        for c in ckpts:
+            _check_pieces(c)
+        restrict_members(members, [c.target_pieces for c in ckpts])
+        members = [quantize_model(m, quantize) for m in members]
+        return cls(members, ckpts[0].tokenizer, ckpts[0].config, ckpts[0].step, paths)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
 
     def restrict(self, pieces: torch.Tensor | None) -> None:
-        """Search scores only the target pieces seen in training, when the checkpoint lists them (nearly half of
-        the output layer for a joint vocabulary); None: the whole vocabulary."""
-        try:
-            self.model.restrict_output(None if pieces is None else torch.as_tensor(pieces))
-        except (ValueError, TypeError, RuntimeError) as err:
-            raise NMTError(f"damaged checkpoint: its target_pieces do not fit the model ({err})") from None
-
-    @classmethod
-    def load(cls, path: str, quantize: Quantize = Quantize.none) -> Translator:
-        """The checkpoint at ``path``; ``quantize="int8"`` stores its linear and GRU weights as int8."""
-        ckpt = checkpoint.load(path)
-        try:
-            translator = cls(ckpt)
-        except NMTError as err:
-            raise NMTError(f"{path}: {err}") from None
-        translator.model = quantize_model(translator.model, quantize)
-        return translator
-
-    @classmethod
-    def open(cls, spec: str, quantize: Quantize = Quantize.none) -> Translator:
-        """A checkpoint (file or run directory), or an ensemble written ``[path,path,...]`` (nmt.ensemble), whose
-        members must share their tokenizers; the first member gives the settings and the step."""
-        paths = checkpoint_paths(spec)
-        members = [cls.load(str(resolve_path(p)), quantize) for p in paths]
-        first = members[0]
-        for path, other in zip(paths[1:], members[1:], strict=True):
-            for side in ("src", "tgt"):
-                if getattr(other.tokenizer, f"{side}_model") != getattr(first.tokenizer, f"{side}_model"):
-                    raise NMTError(f"ensemble members {paths[0]} and {path} have different {side} vocabularies: "
-                                   "an ensemble needs one tokenizer")
-        if len(members) > 1:  # members may have seen different pieces: the ensemble scores them all
-            for m in members:
-                m.model.restrict_output(None)
-            first.model = Ensemble([m.model for m in members]).eval()
-        return first
+        """Search scores only ``pieces`` (and the special ones); None: the whole vocabulary."""
+        restrict_members(self.members, [pieces] * len(self.members))
 
     def encode(self, lines: Sequence[str], max_input_len: int, first_line: int = 1) -> list[list[int]]:
         """Source piece ids, truncated to ``max_input_len`` with one warning naming the first long line.
@@ -120,6 +103,22 @@ class Translator:
             out += [f"{first_line - 1 + offset} ||| {t} ||| logprob= {h.logprob:.4f} ||| {h.score:.4f}"
                     for t, h in zip(texts, hyps, strict=True)]
         return out
+
+    @torch.no_grad()
+    def attention(self, src: list[int], tgt: list[int]) -> torch.Tensor | None:
+        """Teacher-forced attention weights (T+1, S) of the target pieces ``tgt`` and EOS over the source pieces
+        ``src``: the mean over the members that attend; None when none does."""
+        batch = collate([src], [tgt], [0]).to(self.device)
+        weights = [m.attention_and_features(batch)[1][0] for m in self.members if m.attends]
+        return torch.stack(weights).mean(0) if weights else None
+
+
+def _check_pieces(ckpt: checkpoint.Checkpoint) -> None:
+    pieces = ckpt.target_pieces
+    if pieces is not None and (pieces.dim() != 1 or (len(pieces) and not 0 <= int(pieces.min()) <= int(pieces.max())
+                                                     < ckpt.tgt_vocab)):
+        raise NMTError(f"{ckpt.path}: damaged checkpoint: its target_pieces do not fit the model (ids outside the "
+                       f"target vocabulary of {ckpt.tgt_vocab})")
 
 
 def checkpoint_paths(spec: str) -> list[str]:

@@ -148,7 +148,7 @@ def test_a_10000_token_line_is_dropped_from_training(tiny_data_cfg: DataConfig, 
 
 
 def test_a_10000_token_line_is_truncated_by_translate(run: Path, caplog: pytest.LogCaptureFixture) -> None:
-    t = Translator.load(str(run))
+    t = Translator.open(str(run))
     lines = ["ka lo", " ".join(["ka lo mi ne ru"] * 2000), "mi"]
     with caplog.at_level(logging.WARNING, logger="nmt.translate"):
         out = t.translate(lines, DecodeConfig(max_len_ratio=0.1), max_input_len=50, first_line=101)

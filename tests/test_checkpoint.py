@@ -44,7 +44,7 @@ def _leftovers(folder: Path) -> list[str]:
 def test_round_trip(tmp_path: Path, payload: dict) -> None:
     path = tmp_path / "sub" / "last.pt"  # the folder is created
     checkpoint.save(payload, path)
-    got = checkpoint.load(path)
+    got = checkpoint.read(path)
     assert got["format"] == checkpoint.FORMAT
     _same({k: v for k, v in got.items() if k != "format"}, payload)
     assert _leftovers(path.parent) == []
@@ -54,21 +54,21 @@ def test_save_replaces_existing(tmp_path: Path, payload: dict) -> None:
     path = tmp_path / "last.pt"
     checkpoint.save(payload, path)
     checkpoint.save({**payload, "step": 43}, path)
-    assert checkpoint.load(str(path))["step"] == 43
+    assert checkpoint.read(str(path))["step"] == 43
 
 
 def test_run_directory_resolves_to_best_then_last(tmp_path: Path, payload: dict) -> None:
     checkpoint.save({**payload, "step": 7}, tmp_path / "last.pt")
-    assert checkpoint.load(tmp_path)["step"] == 7
+    assert checkpoint.read(tmp_path)["step"] == 7
     checkpoint.save({**payload, "step": 5}, tmp_path / "best.pt")
-    assert checkpoint.load(tmp_path)["step"] == 5
+    assert checkpoint.read(tmp_path)["step"] == 5
 
 
 def test_missing_checkpoint_and_empty_run_dir(tmp_path: Path) -> None:
     with pytest.raises(NMTError, match="nope.pt"):
-        checkpoint.load(tmp_path / "nope.pt")
+        checkpoint.read(tmp_path / "nope.pt")
     with pytest.raises(NMTError, match="no checkpoint"):
-        checkpoint.load(tmp_path)
+        checkpoint.read(tmp_path)
 
 
 @pytest.mark.parametrize("keep", [0, 1, 100, -20], ids=["empty", "one-byte", "head", "truncated"])
@@ -79,14 +79,14 @@ def test_truncated_file_is_an_nmt_error(tmp_path: Path, payload: dict, keep: int
     bad = tmp_path / "bad.pt"
     bad.write_bytes(data[:keep])
     with pytest.raises(NMTError, match=r"bad\.pt"):
-        checkpoint.load(bad)
+        checkpoint.read(bad)
 
 
 def test_garbage_file_is_an_nmt_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint\n" * 50)
     with pytest.raises(NMTError, match=r"bad\.pt"):
-        checkpoint.load(bad)
+        checkpoint.read(bad)
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
@@ -103,7 +103,7 @@ def test_damaged_bytes_never_escape_as_other_errors(tmp_path: Path, payload: dic
             damaged[rng.randrange(len(damaged))] = rng.randrange(256)
         bad.write_bytes(bytes(damaged))
         try:
-            checkpoint.load(bad)
+            checkpoint.read(bad)
         except NMTError as err:
             assert "bad.pt" in str(err) and "\n" not in str(err)
 
@@ -113,7 +113,7 @@ def test_torch_file_that_is_not_a_checkpoint(tmp_path: Path, obj: object) -> Non
     path = tmp_path / "weights.pt"
     torch.save(obj, path)
     with pytest.raises(NMTError, match="not an nmt checkpoint"):
-        checkpoint.load(path)
+        checkpoint.read(path)
 
 
 class Unsafe:
@@ -124,7 +124,7 @@ def test_pickled_object_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"format": checkpoint.FORMAT, "obj": Unsafe()}, path)
     with pytest.raises(NMTError, match=r"evil\.pt"):
-        checkpoint.load(path)
+        checkpoint.read(path)
 
 
 @pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()],
@@ -150,7 +150,7 @@ def test_failure_mid_write_keeps_previous_checkpoint(tmp_path: Path, payload: di
     monkeypatch.setattr(checkpoint.torch, "save", real_save)
 
     assert path.read_bytes() == before
-    assert checkpoint.load(path)["step"] == 42
+    assert checkpoint.read(path)["step"] == 42
     assert _leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
@@ -197,7 +197,7 @@ def test_format_1_checkpoint_loads_and_computes_what_it_computed_then(arch: str,
     path = _format1(arch, tmp_path)
     assert torch.load(path, weights_only=True)["format"] == "nmt-checkpoint-1"
     then = json.loads((FIXTURES / "format1-expected.json").read_text())[arch]
-    t = Translator.load(str(path))
+    t = Translator.open(str(path))
     assert [lp for lp, _ in score_pairs(t, then["src"], then["tgt"])] == pytest.approx(then["logprob"], abs=1e-4)
     old = {"min_len": 0}  # the decoding of that version (min_len came later)
     assert t.translate(then["src"], DecodeConfig(**old)) == then["greedy"]
@@ -216,7 +216,7 @@ def test_format_1_last_pt_resumes(tiny_data_cfg, tmp_path: Path) -> None:
     tc = replace(TrainConfig(), max_steps=6, eval_every=2, batch_tokens=400, log_every=100, keep_last=1, resume=True)
     state = train(Config(data=tiny_data_cfg, model=model, train=tc, name="old", run_dir=str(run_dir)))
     assert state.step == 6 and state.history[0][0] == 2  # the old run's validations, then two more updates
-    resumed = checkpoint.load(run_dir / "last.pt")
+    resumed = checkpoint.read(run_dir / "last.pt")
     assert resumed["format"] == checkpoint.FORMAT and "decoder.readout.from_state.weight" in resumed["model"]
     then = {checkpoint.renamed_key(k): v for k, v in old["model"].items()}
     assert then.keys() == resumed["model"].keys()
@@ -227,7 +227,7 @@ def test_a_newer_format_is_refused_naming_it(tmp_path: Path, payload: dict) -> N
     path = tmp_path / "future.pt"
     torch.save({**payload, "format": "nmt-checkpoint-9"}, path)
     with pytest.raises(NMTError, match=r"format 'nmt-checkpoint-9', which this version \(nmt-checkpoint-2\)"):
-        checkpoint.load(path)
+        checkpoint.read(path)
 
 
 @pytest.mark.parametrize("content", [b"hello\n", b"model weights, honest\n" * 100, b""], ids=["hello", "text", "empty"])
@@ -235,5 +235,5 @@ def test_a_text_file_is_not_a_checkpoint_and_no_torch_advice_is_given(tmp_path: 
     path = tmp_path / "notes.pt"
     path.write_bytes(content)
     with pytest.raises(NMTError) as err:
-        checkpoint.load(path)
+        checkpoint.read(path)
     assert str(err.value) == f"{path} is not an nmt checkpoint (not a file written by torch.save)"

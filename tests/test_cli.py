@@ -96,15 +96,15 @@ def test_train_writes_run_directory(trained_run: Path) -> None:
     rows = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["kind"] == "dev"] == [3, 6]
     assert [r["step"] for r in rows if r["kind"] == "train"] == [2, 4, 6]
-    last = checkpoint.load(trained_run / "last.pt")
+    last = checkpoint.read(trained_run / "last.pt")
     assert last["step"] == last["train_state"]["step"] == STEPS
     assert {"optimizer", "rng"} <= last.keys()
-    best = checkpoint.load(trained_run)  # a run directory means its best.pt
+    best = checkpoint.read(trained_run)  # a run directory means its best.pt
     assert best["step"] in (3, 6) and "optimizer" not in best
 
 
 def test_checkpoint_rebuilds_model_and_tokenizer(trained_run: Path) -> None:
-    ckpt = checkpoint.load(trained_run / "best.pt")
+    ckpt = checkpoint.read(trained_run / "best.pt")
     info = ckpt["model_info"]
     model = RNNEncoderDecoder(ModelConfig(**info["config"]), info["src_vocab"], info["tgt_vocab"])
     model.load_state_dict(ckpt["model"], strict=True)
@@ -119,7 +119,7 @@ def test_resume_continues_from_last_step(trained_run: Path, tmp_path: Path, work
               cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "resumed" in out.stdout + out.stderr and "step 6" in out.stdout + out.stderr
-    last = checkpoint.load(run / "last.pt")
+    last = checkpoint.read(run / "last.pt")
     assert last["step"] == last["train_state"]["step"] == 9
     assert [h[0] for h in last["train_state"]["history"]] == [3, 6, 9]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -372,5 +372,5 @@ def test_signal_finishes_the_step_saves_and_exits_zero(work: Path, tmp_path: Pat
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert f"stopped by {sig.name}" in out and "train.resume=true" in out
-    step = checkpoint.load(run / "last.pt")["train_state"]["step"]
+    step = checkpoint.read(run / "last.pt")["train_state"]["step"]
     assert step >= 4 and f"at step {step};" in out

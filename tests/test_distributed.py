@@ -174,7 +174,7 @@ def torchrun(data: DataConfig, run_dir: Path, tmp: Path, *extra: str) -> subproc
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return checkpoint.load(run_dir / "last.pt")["model"]
+    return checkpoint.read(run_dir / "last.pt")["model"]
 
 
 @needs_dist
@@ -205,7 +205,7 @@ def test_two_gloo_ranks_equal_one_process_on_the_union(tiny_data_cfg: DataConfig
     # the logged loss is the loss over both ranks' tokens, as the single process logs it over the union
     assert [r["loss"] for r in rows if r["kind"] == "train"] == pytest.approx(
         [r["loss"] for r in ref_rows if r["kind"] == "train"], rel=1e-4)
-    ddp_ckpt = checkpoint.load(tmp_path / "ddp" / "last.pt")["train_state"]
+    ddp_ckpt = checkpoint.read(tmp_path / "ddp" / "last.pt")["train_state"]
     assert ddp_ckpt["step"] == STEPS and ddp_ckpt["epoch"] == state.epoch
     assert ddp_ckpt["batch_in_epoch"] == 2 * state.batch_in_epoch  # global batches: 2 per update
 
@@ -221,7 +221,7 @@ def test_two_gloo_ranks_resume(tiny_data_cfg: DataConfig, tmp_path: Path) -> Non
     assert first.returncode == 0, first.stderr[-3000:]
     resumed = torchrun(data, tmp_path / "split", tmp_path, f"train.max_steps={STEPS}", "train.resume=true")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert checkpoint.load(tmp_path / "split" / "last.pt")["step"] == STEPS
+    assert checkpoint.read(tmp_path / "split" / "last.pt")["step"] == STEPS
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
     for name, tensor in a.items():
         torch.testing.assert_close(b[name], tensor, atol=1e-6, rtol=1e-5, msg=name)
@@ -269,4 +269,4 @@ def test_a_nan_on_one_rank_skips_the_update_on_every_rank(tiny_data_cfg: DataCon
             pytest.fail("the two ranks hung: they did not take the same skip decision")
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert reports == [{"step": 3, "skipped": 1}] * 2
-    assert checkpoint.load(tmp_path / "run" / "last.pt")["train_state"]["skipped"] == 1
+    assert checkpoint.read(tmp_path / "run" / "last.pt")["train_state"]["skipped"] == 1

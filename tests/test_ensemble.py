@@ -43,7 +43,7 @@ def test_members_of_both_architectures_combine_into_one_distribution() -> None:
     rnnsearch = build_model(model_cfg(arch="rnnsearch", attention_dim=9), V_S, V_T).eval()
     ens, b = Ensemble([tiny_model(seed=4), rnnsearch]), random_batch()
     with torch.no_grad():
-        logp, _ = ens.step(torch.full((b.src.shape[0],), 2), ens.encode(b.src, b.src_len))
+        logp, _, _ = ens.step(torch.full((b.src.shape[0],), 2), ens.encode(b.src, b.src_len))
         assert torch.allclose(logp.exp().sum(-1), torch.ones(b.src.shape[0]), atol=1e-5)
         single = [m.score(b) for m in ens.members]
         combined = ens.score(b)

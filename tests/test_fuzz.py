@@ -31,7 +31,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, corpus_writer) -> Path:
 
 @pytest.fixture(scope="module")
 def translator(run: Path) -> Translator:
-    return Translator.load(str(run))
+    return Translator.open(str(run))
 
 
 # Characters that break naive text handling: controls, line and paragraph separators, bidi marks, right-to-left

@@ -112,8 +112,8 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(work: Path, straight: P
     seed = random.randrange(10**6)
     run = tmp_path / "run"
     target = _stop_at_random_step(work, run, sig, seed)
-    at_stop = checkpoint.load(run / "last.pt")["step"]
-    final = checkpoint.load(straight / "last.pt")
+    at_stop = checkpoint.read(run / "last.pt")["step"]
+    final = checkpoint.read(straight / "last.pt")
     assert 4 <= at_stop < final["step"], (seed, target, at_stop)
     if sig == signal.SIGTERM:  # the clean stop saves the step it was at, not only the last validation
         assert at_stop >= target, (seed, target, at_stop)
@@ -122,7 +122,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(work: Path, straight: P
     assert out.returncode == 0, out.stderr
     assert f"resumed {run / 'last.pt'} at step {at_stop}" in out.stdout + out.stderr
 
-    got = checkpoint.load(run / "last.pt")
+    got = checkpoint.read(run / "last.pt")
     why = f"{sig.name}, seed {seed}: stopped at step {target}, resumed from {at_stop}"
     for key in ("model", "optimizer", "rng", "step"):
         _assert_same_tensors(got[key], final[key], f"{why}: {key}")
@@ -131,7 +131,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(work: Path, straight: P
         k: v for k, v in final["train_state"].items() if k not in drop_time}, why
     assert [p.name for p in checkpoint.step_checkpoints(run)] == [p.name for p in checkpoint.step_checkpoints(straight)]
     for name in ["best.pt", *(p.name for p in checkpoint.step_checkpoints(straight))]:
-        a, b = checkpoint.load(run / name), checkpoint.load(straight / name)
+        a, b = checkpoint.read(run / name), checkpoint.read(straight / name)
         assert a["step"] == b["step"], (why, name)
         _assert_same_tensors(a["model"], b["model"], f"{why}: {name}")
     assert _metrics(run) == _metrics(straight), why

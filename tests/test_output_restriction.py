@@ -48,14 +48,14 @@ def _batch():
 def test_kept_pieces_score_as_with_the_whole_output_layer(arch: str) -> None:
     model, b = _model(arch), _batch()
     prev = torch.tensor([2, 5, 11, 26])
-    full_logits, _ = model.step_logits(prev, model.encode(b.src, b.src_len))
-    full_logp, _ = model.step(prev, model.encode(b.src, b.src_len))
+    full_logits = model.step(prev, model.encode(b.src, b.src_len), normalize=False).scores
+    full_logp, _, _ = model.step(prev, model.encode(b.src, b.src_len))
     model.restrict_output(KEPT)
     ids = model.output_ids
     assert ids[:4].tolist() == [0, 1, 2, 3] and ids.tolist() == sorted(ids.tolist())
     assert set(ids.tolist()) == set(range(4)) | set(KEPT.tolist())
-    logits, _ = model.step_logits(prev, model.encode(b.src, b.src_len))
-    logp, _ = model.step(prev, model.encode(b.src, b.src_len))
+    logits = model.step(prev, model.encode(b.src, b.src_len), normalize=False).scores
+    logp, _, _ = model.step(prev, model.encode(b.src, b.src_len))
     assert logits.shape == logp.shape == (4, len(ids))
     torch.testing.assert_close(logits, full_logits[:, ids])
     # the left-out pieces' probability mass is still in the normalisation: one row stands for them

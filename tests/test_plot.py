@@ -63,7 +63,7 @@ def test_cho2014_run_plots_gates_but_has_no_attention(runs: dict[str, Path], tmp
 
 
 def test_attention_rows_are_distributions_over_the_source(runs: dict[str, Path]) -> None:
-    t = Translator.load(str(runs["rnnsearch"]))
+    t = Translator.open(str(runs["rnnsearch"]))
     src, tgt, w = attention.attention_matrix(t, "ka lo mi ne", DecodeConfig())
     assert w.shape == (len(tgt), len(src)) and tgt[-1] == "</s>"
     assert np.allclose(w.sum(1), 1.0, atol=1e-5) and (w >= 0).all()
@@ -72,7 +72,7 @@ def test_attention_rows_are_distributions_over_the_source(runs: dict[str, Path])
 @pytest.mark.parametrize("arch", ["rnnsearch", "small"])
 def test_gate_trace_reproduces_the_encoder(runs: dict[str, Path], arch: str) -> None:
     """Stepping the gate equations over a sentence ends in the state the fused encoder GRU computes."""
-    model = Translator.load(str(runs[arch])).model
+    model = Translator.open(str(runs[arch])).model
     x = model.encoder.embed(torch.tensor([5, 6, 7, 8, 9]))
     states, r, z = gates.gate_trace(model.encoder.rnn, x, model.cfg.reset_after)
     with torch.no_grad():
@@ -82,7 +82,7 @@ def test_gate_trace_reproduces_the_encoder(runs: dict[str, Path], arch: str) -> 
 
 
 def test_gates_follow_the_reading_order(runs: dict[str, Path]) -> None:
-    t = Translator.load(str(runs["small"]))  # reads the source right to left
+    t = Translator.open(str(runs["small"]))  # reads the source right to left
     words, r, z = gates.encoder_gates(t, "ka lo mi")
     pieces = [t.tokenizer.src.id_to_piece(i) for i in t.tokenizer.encode_src(["ka lo mi"])[0]]
     assert words == pieces[::-1] and words[0] != words[-1]
@@ -100,7 +100,7 @@ def test_pca_finds_the_direction_of_largest_spread() -> None:
 
 
 def test_summaries_have_one_row_per_phrase(runs: dict[str, Path]) -> None:
-    t = Translator.load(str(runs["small"]))
+    t = Translator.open(str(runs["small"]))
     s = representations.summaries(t, ["ka lo", "mi", "ne ru ta"], batch=2)
     assert s.shape == (3, t.model.cfg.hidden_dim)
     assert np.allclose(s[1], representations.summaries(t, ["mi"])[0], atol=1e-6)  # padding changes nothing
@@ -136,7 +136,7 @@ def test_gradients_by_distance_for_three_units(tiny_data_cfg, tmp_path: Path) ->
         model = replace(ModelConfig(), emb_dim=8, hidden_dim=12, maxout_dim=6, cell_type=unit)
         train(Config(data=tiny_data_cfg, model=model, train=tc, name=unit, run_dir=str(tmp_path / unit)))
         runs.append(tmp_path / unit)
-    t = Translator.load(str(runs[0]))
+    t = Translator.open(str(runs[0]))
     n = max(len(ids) for ids in t.tokenizer.encode_src(["ka lo mi ne", "ru"]))  # the longer source's pieces
     norms = gradient_by_distance(t, ["ka lo mi ne", "ru"], ["cat dog sun moon", "tree"], max_distance=n + 2)
     assert norms.shape == (n + 2,) and np.all(norms[:n] > 0) and np.all(np.isnan(norms[n:]))

@@ -34,12 +34,12 @@ def test_int8_model_gives_close_probabilities_and_decodes(arch: str) -> None:
     batch = collate([[5, 6, 7, 8], [9, 10]], [[], []], range(2))
     prev = torch.tensor([2, 2])
     with torch.no_grad():
-        lp, state = model.step(prev, model.encode(batch.src, batch.src_len))
-        qlp, qstate = q.step(prev, q.encode(batch.src, batch.src_len))
+        lp, state, _ = model.step(prev, model.encode(batch.src, batch.src_len))
+        qlp, qstate, _ = q.step(prev, q.encode(batch.src, batch.src_len))
         for _ in range(3):  # a few more steps on the same inputs: the error does not build up
             prev = lp.argmax(-1)
-            lp, state = model.step(prev, state)
-            qlp, qstate = q.step(prev, qstate)
+            lp, state, _ = model.step(prev, state)
+            qlp, qstate, _ = q.step(prev, qstate)
         out = [h.tokens for h in greedy(q, batch.src, batch.src_len, torch.tensor([6, 6]))]
     spread = lp.max() - lp.min()
     assert (qlp - lp).abs().max() < 0.05 * spread  # int8 weights against fp32: log-probabilities within 5%
@@ -53,7 +53,7 @@ def test_unknown_mode_is_refused() -> None:
 
 
 def test_translate_and_evaluate_take_quantize(run, tmp_path) -> None:  # noqa: F811
-    fp32, int8 = Translator.load(str(run)), Translator.load(str(run), "int8")
+    fp32, int8 = Translator.open(str(run)), Translator.open(str(run), "int8")
     dc = DecodeConfig()
     assert [bool(x) for x in int8.translate(LINES, dc)] == [bool(x) for x in fp32.translate(LINES, dc)]
     src = tmp_path / "in.xx"

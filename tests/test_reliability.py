@@ -77,7 +77,7 @@ def test_nan_loss_skips_the_update_and_training_goes_on(tiny_data_cfg: DataConfi
     assert {int(s["step"]) for s in run.opt.state_dict()["state"].values()} == {4}  # Adam saw 4 of 6 batches
     warnings = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(warnings) == 2 and "step 3: loss nan" in warnings[0] and "2 in a row" in warnings[1]
-    assert checkpoint.load(tmp_path / "run" / "last.pt")["train_state"]["skipped"] == 2
+    assert checkpoint.read(tmp_path / "run" / "last.pt")["train_state"]["skipped"] == 2
 
 
 def test_non_finite_gradient_skips_the_update(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_nan_streak_stops_training_and_keeps_the_last_good_checkpoint(tiny_data_
     msg = str(err.value)
     assert "3 non-finite losses or gradients in a row (last at step 7" in msg and "last.pt" in msg
     assert "\n" not in msg
-    last = checkpoint.load(tmp_path / "run" / "last.pt")  # validated at step 6, with step 4's weights
+    last = checkpoint.read(tmp_path / "run" / "last.pt")  # validated at step 6, with step 4's weights
     assert last["step"] == 6 and last["train_state"]["bad_in_row"] == 2 and _equal(last["model"], seen[4])
     # the last good state resumes
     state = train(replace(cfg, train=replace(cfg.train, resume=True, max_steps=8)))
@@ -136,15 +136,15 @@ def test_disk_full_stops_training_with_one_line_and_keeps_checkpoints(tiny_data_
     msg = str(err.value)
     assert "No space left on device" in msg and "the previous one is kept" in msg and "\n" not in msg
     monkeypatch.undo()
-    assert checkpoint.load(run_dir / "last.pt")["step"] == 2
-    assert checkpoint.load(run_dir / "best.pt")["step"] == 2
+    assert checkpoint.read(run_dir / "last.pt")["step"] == 2
+    assert checkpoint.read(run_dir / "best.pt")["step"] == 2
     assert [p.name for p in checkpoint.step_checkpoints(run_dir)] == ["step-2.pt"]
     assert _tmp_files(run_dir) == []
     # once there is space again, resuming ends exactly where an uninterrupted run does
     resumed = train(_config(tiny_data_cfg, run_dir, max_steps=6, eval_every=2, resume=True))
     straight = train(_config(tiny_data_cfg, tmp_path / "straight", max_steps=6, eval_every=2))
     assert resumed.step == straight.step == 6 and resumed.history == straight.history
-    a, b = checkpoint.load(run_dir / "last.pt"), checkpoint.load(tmp_path / "straight" / "last.pt")
+    a, b = checkpoint.read(run_dir / "last.pt"), checkpoint.read(tmp_path / "straight" / "last.pt")
     assert _equal(a["model"], b["model"])
 
 
@@ -166,7 +166,7 @@ def test_disk_full_through_the_command_is_one_line_exit_2(tiny_data_cfg: DataCon
     line = last_line(capsys.readouterr().err)
     assert line.startswith("nmt train: error: cannot write checkpoint") and "No space left on device" in line
     monkeypatch.undo()
-    assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] == 2
+    assert checkpoint.read(tmp_path / "run" / "last.pt")["step"] == 2
 
 
 @pytest.mark.parametrize("target", ["replace", "fsync"])
@@ -183,7 +183,7 @@ def test_failure_at_rename_or_fsync_keeps_previous_checkpoint(tmp_path: Path, mo
     with pytest.raises(NMTError, match=r"cannot write checkpoint .*last\.pt: Input/output error"):
         checkpoint.save({"model": {"w": torch.zeros(3)}, "step": 2}, path)
     monkeypatch.undo()
-    assert path.read_bytes() == before and checkpoint.load(path)["step"] == 1
+    assert path.read_bytes() == before and checkpoint.read(path)["step"] == 1
     assert _tmp_files(tmp_path) == []
 
 
@@ -204,7 +204,7 @@ def test_process_killed_mid_save_leaves_previous_checkpoint(tmp_path: Path) -> N
         """)
     proc = subprocess.run([sys.executable, "-c", script], env=_env(tmp_path), capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    ckpt = checkpoint.load(tmp_path / "last.pt")
+    ckpt = checkpoint.read(tmp_path / "last.pt")
     assert ckpt["step"] == 1 and torch.equal(ckpt["model"]["w"], torch.ones(1000))
     assert len(_tmp_files(tmp_path)) == 1  # the half-written temporary; a resumed run deletes it
 
@@ -224,8 +224,8 @@ def test_pruning_keeps_the_last_k_and_never_the_best(tiny_data_cfg: DataConfig, 
     state = train(_config(tiny_data_cfg, run_dir, max_steps=6, eval_every=1, keep_last=2, patience=0))
     assert state.best_step == 1 and state.best == 5.0
     assert [p.name for p in checkpoint.step_checkpoints(run_dir)] == ["step-5.pt", "step-6.pt"]
-    assert checkpoint.load(run_dir / "best.pt")["step"] == 1
-    assert checkpoint.load(run_dir / "last.pt")["step"] == 6
+    assert checkpoint.read(run_dir / "best.pt")["step"] == 1
+    assert checkpoint.read(run_dir / "last.pt")["step"] == 6
 
 
 def test_failed_step_checkpoint_deletes_no_older_one(tiny_data_cfg: DataConfig, tmp_path: Path,
@@ -237,7 +237,7 @@ def test_failed_step_checkpoint_deletes_no_older_one(tiny_data_cfg: DataConfig, 
         fit(run)
     monkeypatch.undo()
     assert [p.name for p in checkpoint.step_checkpoints(run_dir)] == ["step-2.pt"]  # the only one is kept
-    assert checkpoint.load(run_dir / "step-2.pt")["step"] == 2
+    assert checkpoint.read(run_dir / "step-2.pt")["step"] == 2
 
 
 def test_resume_forgets_what_the_killed_run_wrote_after_last_pt(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
@@ -292,7 +292,7 @@ def test_hostile_pickle_is_refused_and_runs_nothing(tmp_path: Path, kind: str) -
     assert marker.is_dir()
     marker.rmdir()
     with pytest.raises(NMTError, match=r"evil\.pt"):
-        checkpoint.load(path)
+        checkpoint.read(path)
     assert not marker.exists()
 
 
@@ -344,7 +344,7 @@ def test_resume_refuses_another_vocabulary(tiny_data_cfg: DataConfig, tmp_path: 
 
 def _saved_run(tiny_data_cfg: DataConfig, tmp_path: Path) -> dict:
     train(_config(tiny_data_cfg, tmp_path / "run", max_steps=1, eval_every=1))
-    return checkpoint.load(tmp_path / "run" / "best.pt")
+    return checkpoint.read(tmp_path / "run" / "best.pt")
 
 
 def test_translator_names_what_does_not_fit(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
@@ -362,7 +362,7 @@ def test_translator_names_what_does_not_fit(tiny_data_cfg: DataConfig, tmp_path:
         path = tmp_path / f"{name}.pt"
         checkpoint.save({k: v for k, v in bad.items() if k != "format"}, path)
         with pytest.raises(NMTError, match=expected) as err:
-            Translator.load(str(path))
+            Translator.open(str(path))
         assert f"{name}.pt" in str(err.value) and "\n" not in str(err.value), name
 
 
@@ -384,11 +384,11 @@ def test_signal_then_resume_equals_uninterrupted_run(tiny_data_cfg: DataConfig, 
 
     run.model.loss = loss
     assert fit(run).step == stop_at
-    assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] == stop_at
+    assert checkpoint.read(tmp_path / "run" / "last.pt")["step"] == stop_at
     resumed = train(_config(tiny_data_cfg, tmp_path / "run", resume=True, **kw))
     straight = train(_config(tiny_data_cfg, tmp_path / "straight", **kw))
     assert resumed.history == straight.history and resumed.lr_scale == straight.lr_scale
-    a, b = checkpoint.load(tmp_path / "run" / "last.pt"), checkpoint.load(tmp_path / "straight" / "last.pt")
+    a, b = checkpoint.read(tmp_path / "run" / "last.pt"), checkpoint.read(tmp_path / "straight" / "last.pt")
     assert _equal(a["model"], b["model"])
 
 
@@ -427,7 +427,7 @@ def test_corrupt_best_pt_is_an_error_not_a_fallback_to_last_pt(tiny_data_cfg: Da
     train(_config(tiny_data_cfg, run_dir, max_steps=2, eval_every=2))
     (run_dir / "best.pt").write_bytes(b"\x00" * 100)
     with pytest.raises(NMTError, match=r"best\.pt"):
-        Translator.load(str(run_dir))
+        Translator.open(str(run_dir))
 
 
 
@@ -456,5 +456,5 @@ def test_second_ctrl_c_during_the_final_save_keeps_the_previous_last_pt(tiny_dat
         make_task("train")(OmegaConf.structured(cfg))
     assert exit_.value.code == 130
     monkeypatch.undo()
-    assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] == 4
+    assert checkpoint.read(tmp_path / "run" / "last.pt")["step"] == 4
     assert _tmp_files(tmp_path / "run") == []

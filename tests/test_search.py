@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
 from nmt.model.cho2014 import RNNEncoderDecoder
+from nmt.model.contract import Decodable, Step
 from nmt.search import beam_search, greedy, length_penalty, max_lengths
 
 
@@ -31,7 +33,19 @@ def _greedy_tokens(*args) -> list[list[int]]:
 A, B = 4, 5  # two word ids after PAD UNK BOS EOS
 
 
-class PrefixModel:
+class Scripted:
+    """What a scripted model (no network) needs for the decoding contract besides encode and step."""
+
+    vocab: int
+    attends = False
+    device = torch.device("cpu")
+
+    @property
+    def columns(self) -> Tensor:
+        return torch.arange(self.vocab)
+
+
+class PrefixModel(Scripted):
     """A fake model whose next-token distribution is a table keyed by the output prefix (no network)."""
 
     def __init__(self, table: dict[tuple[int, ...], dict[int, float]], vocab: int = 6) -> None:
@@ -40,14 +54,14 @@ class PrefixModel:
     def encode(self, src: Tensor, src_len: Tensor) -> Tensor:
         return torch.zeros(src.shape[0], 0, dtype=torch.long)  # state: (N, t) tokens emitted so far
 
-    def step(self, prev: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+    def step(self, prev: Tensor, state: Tensor, *, normalize: bool = True) -> Step:
         first = state.shape[1] == 0 and bool((prev == BOS).all())  # the first step sees only BOS
         hist = state if first else torch.cat([state, prev.unsqueeze(1)], dim=1)
         logp = torch.full((prev.shape[0], self.vocab), float("-inf"))
         for r, row in enumerate(hist.tolist()):
             for tok, p in self.table.get(tuple(row), {EOS: 1.0}).items():
                 logp[r, tok] = math.log(p)
-        return logp, hist
+        return Step(logp, hist, None)
 
     @staticmethod
     def reorder(state: Tensor, index: Tensor, same_sources: bool = False) -> Tensor:
@@ -194,22 +208,29 @@ def test_greedy_of_a_batch_equals_greedy_of_each_sentence() -> None:
         assert _greedy_tokens(model, alone.src, alone.src_len, caps[i : i + 1]) == [hyps[i]]
 
 
-class ScriptedModel:
+class ScriptState(NamedTuple):
+    t: Tensor  # (B,) steps taken
+    rows: Tensor  # (B,) the script of each row
+
+    SOURCE_FIELDS = ()
+
+
+class ScriptedModel(Scripted):
     """A stand-in for a model whose step emits a fixed token sequence per row, with no network."""
 
     def __init__(self, scripts: list[list[int]], vocab: int = 8) -> None:
         self.scripts, self.vocab = scripts, vocab
 
-    def encode(self, src: Tensor, src_len: Tensor) -> tuple[Tensor, Tensor]:
-        return torch.zeros(src.shape[0], dtype=torch.long), torch.arange(src.shape[0])
+    def encode(self, src: Tensor, src_len: Tensor) -> ScriptState:
+        return ScriptState(torch.zeros(src.shape[0], dtype=torch.long), torch.arange(src.shape[0]))
 
-    def step(self, prev: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def step(self, prev: Tensor, state: ScriptState, *, normalize: bool = True) -> Step:
         t, rows = state
         logp = torch.full((len(rows), self.vocab), -10.0)
         for k, (i, ti) in enumerate(zip(rows.tolist(), t.tolist(), strict=True)):
             script = self.scripts[i]
             logp[k, script[ti] if ti < len(script) else 4] = -0.1
-        return logp, (t + 1, rows)
+        return Step(logp, ScriptState(t + 1, rows), None)
 
     reorder = staticmethod(TranslationModel.reorder)  # the search drops finished rows
 
@@ -226,7 +247,7 @@ def test_greedy_stops_when_all_rows_are_done() -> None:
     calls = []
 
     class Counting(ScriptedModel):
-        def step(self, prev: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        def step(self, prev: Tensor, state: ScriptState, *, normalize: bool = True) -> Step:
             calls.append(prev.tolist())
             return super().step(prev, state)
 

@@ -81,7 +81,7 @@ def test_resumed_run_equals_uninterrupted_run(tiny_data_cfg: DataConfig, tmp_pat
     train(_config(tiny_data_cfg, tmp_path / "split", max_steps=3))
     resumed = train(_config(tiny_data_cfg, tmp_path / "split", resume=True))
     assert resumed.step == 6
-    a, b = checkpoint.load(tmp_path / "straight" / "last.pt"), checkpoint.load(tmp_path / "split" / "last.pt")
+    a, b = checkpoint.read(tmp_path / "straight" / "last.pt"), checkpoint.read(tmp_path / "split" / "last.pt")
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
     assert a["train_state"]["history"] == b["train_state"]["history"]
@@ -90,10 +90,10 @@ def test_resumed_run_equals_uninterrupted_run(tiny_data_cfg: DataConfig, tmp_pat
 
 def test_resuming_a_finished_run_adds_no_update(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
     train(_config(tiny_data_cfg, tmp_path / "run"))
-    before = checkpoint.load(tmp_path / "run" / "last.pt")
+    before = checkpoint.read(tmp_path / "run" / "last.pt")
     state = train(_config(tiny_data_cfg, tmp_path / "run", resume=True))
     assert state.step == 6 and [h[0] for h in state.history] == [3, 6]
-    after = checkpoint.load(tmp_path / "run" / "last.pt")
+    after = checkpoint.read(tmp_path / "run" / "last.pt")
     assert after["step"] == 6
     for name, tensor in before["model"].items():
         assert torch.equal(tensor, after["model"][name]), name
@@ -127,8 +127,8 @@ def test_length_filter_drops_long_pairs(tiny_data_cfg: DataConfig) -> None:
 def test_average_last_writes_the_mean_of_the_last_steps_and_validates_it(tiny_data_cfg: DataConfig,
                                                                         tmp_path: Path) -> None:
     train(_config(tiny_data_cfg, tmp_path, max_steps=6, eval_every=2, keep_last=3, average_last=3))
-    steps = [checkpoint.load(tmp_path / f"step-{n}.pt")["model"] for n in (2, 4, 6)]
-    averaged = checkpoint.load(tmp_path / "averaged.pt")
+    steps = [checkpoint.read(tmp_path / f"step-{n}.pt")["model"] for n in (2, 4, 6)]
+    averaged = checkpoint.read(tmp_path / "averaged.pt")
     for key, value in averaged["model"].items():
         assert torch.allclose(value, sum(s[key] for s in steps) / 3, atol=1e-6), key
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

@@ -35,7 +35,7 @@ LINES = ["ka lo mi", "", "ne ru ta po si vu", "de", "ka ka ka ka lo lo", ""]
 
 @pytest.mark.parametrize("method", ["greedy", "beam"])
 def test_one_line_out_per_line_in_and_order_kept(run: Path, method: str) -> None:
-    t = Translator.load(str(run))
+    t = Translator.open(str(run))
     dc = DecodeConfig(method=method, beam=3, batch_tokens=12)  # small batches: several per call
     out = t.translate(LINES, dc)
     assert len(out) == len(LINES)
@@ -47,12 +47,12 @@ def test_checkpoints_list_the_target_pieces_and_search_scores_only_them(run: Pat
     """Training stores the pieces seen on the target side (a joint vocabulary has source-only ones), the
     translator restricts its search to them; an ensemble, whose members may have seen other pieces, does not."""
     seen = {p for line in (run.parent / "corpus" / "train.yy").read_text().splitlines()
-            for p in Translator.load(str(run)).tokenizer.encode_tgt([line])[0]}
+            for p in Translator.open(str(run)).tokenizer.encode_tgt([line])[0]}
     for name in ("best.pt", "last.pt", "step-20.pt"):
-        assert set(checkpoint.load(run / name)["target_pieces"].tolist()) == seen, name
-    t = Translator.load(str(run))
+        assert set(checkpoint.read(run / name)["target_pieces"].tolist()) == seen, name
+    t = Translator.open(str(run))
     assert set(t.model.output_ids.tolist()) == seen | {0, 1, 2, 3} and len(seen) + 4 < t.tokenizer.tgt_vocab_size
-    full = Translator.load(str(run))
+    full = Translator.open(str(run))
     full.restrict(None)
     ids, dc = t.encode(LINES, 250), DecodeConfig(method="greedy")
     for mine, whole in zip(decode_best(t.model, ids, dc), decode_best(full.model, ids, dc), strict=True):
@@ -62,12 +62,12 @@ def test_checkpoints_list_the_target_pieces_and_search_scores_only_them(run: Pat
 
 
 def test_a_checkpoint_with_damaged_target_pieces_is_named(run: Path, tmp_path: Path) -> None:
-    ckpt = checkpoint.load(run / "best.pt")
+    ckpt = checkpoint.read(run / "best.pt")
     ckpt = {k: v for k, v in ckpt.items() if k != "format"}
     ckpt["target_pieces"] = torch.tensor([5, 10**6], dtype=torch.int32)
     checkpoint.save(ckpt, tmp_path / "bad.pt")
     with pytest.raises(NMTError, match=r"bad\.pt: damaged checkpoint: its target_pieces") as err:
-        Translator.load(str(tmp_path / "bad.pt"))
+        Translator.open(str(tmp_path / "bad.pt"))
     assert "\n" not in str(err.value)
 
 
@@ -132,7 +132,7 @@ def test_score_files_and_tsv_agree_and_match_the_model(run: Path, tmp_path: Path
     assert by_files.stdout == by_tsv.stdout
     rows = [tuple(map(float, line.split("\t"))) for line in by_files.stdout.splitlines()]
     assert len(rows) == 3 and all(total < 0 and per < 0 for total, per in rows)
-    t_ = Translator.load(str(run))
+    t_ = Translator.open(str(run))
     pieces = t_.tokenizer.encode_tgt(tgt)
     for (total, per), (lp, n), ids in zip(rows, score_pairs(t_, src, tgt), pieces, strict=True):
         assert abs(total - lp) < 1e-3 and n == len(ids) + 1 and abs(per - lp / n) < 1e-3
@@ -158,7 +158,7 @@ def test_average_of_the_last_step_checkpoints_translates(run: Path, tmp_path: Pa
     assert sorted(p.name for p in run.glob("step-*.pt")) == ["step-10.pt", "step-20.pt"]
     out = nmt("average", f"run={run}", "k=2", f"output={tmp_path / 'avg.pt'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    t = Translator.load(str(tmp_path / "avg.pt"))
+    t = Translator.open(str(tmp_path / "avg.pt"))
     assert len(t.translate(LINES, DecodeConfig())) == len(LINES)
     out = nmt("average", f"run={tmp_path}", cwd=tmp_path)
     assert out.returncode == 2 and "no step-<N>.pt" in last_line(out.stderr)
@@ -190,7 +190,7 @@ def test_nbest_round_trips_through_score_rerank(run: Path, tmp_path: Path, lines
     before = {(r[0], r[1]): r for r in (line.split(" ||| ") for line in (tmp_path / "nb").read_text().splitlines())}
     assert len(rows) == 6 and all(len(r) == 4 for r in rows)
     sources = (tmp_path / "in.xx").read_text().splitlines()
-    expected = score_pairs(Translator.load(str(run)), [sources[int(r[0])] for r in rows], [r[1] for r in rows])
+    expected = score_pairs(Translator.open(str(run)), [sources[int(r[0])] for r in rows], [r[1] for r in rows])
     for r, (lp, _) in zip(rows, expected, strict=True):
         old = before[(r[0], r[1])]
         nmt_lp = float(r[2].split("nmt=")[1])

@@ -1,15 +1,16 @@
-"""What both models share (:class:`TranslationModel`): the loss, log p(y|x), one decoding step for search,
-state reordering and a self-description for checkpoints.
+"""What both models share (:class:`TranslationModel`): the loss, log p(y|x), the decoding contract
+(nmt.model.contract.Decodable: ``encode``, ``step``, ``reorder``, ``columns``) and a self-description for
+checkpoints.
 
 A model defines ``features(batch)``, the teacher-forced readout (B, T, M) that its ``decoder.out`` (M -> V)
-turns into logits, and ``encode`` / ``step_scores`` for search. Letters: B batch, T target length, M readout
-units, V target vocabulary.
+turns into logits, and ``encode``; its decoder defines ``start``, ``step`` (logits, state, attention or None) and
+``prepare_search``. Letters: B batch, T target length, M readout units, V target vocabulary, V' output columns.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from nmt.choices import Init, to_plain
 from nmt.config import ModelConfig
 from nmt.data.batching import Batch
 from nmt.data.tokenizer import PAD
+from nmt.model.contract import State, Step
 from nmt.model.loss import output_cross_entropy
 from nmt.model.rnn import init_cho2014
 
@@ -30,6 +32,7 @@ class TranslationModel(nn.Module):
     """
 
     decoder: nn.Module
+    attends: ClassVar[bool] = False  # whether step gives attention weights (nmt.model.contract.Decodable)
 
     def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> None:
         super().__init__()
@@ -59,20 +62,20 @@ class TranslationModel(nn.Module):
         """Teacher-forced readout features (B, T, M)."""
         raise NotImplementedError
 
-    def encode(self, src: Tensor, src_len: Tensor) -> NamedTuple:
+    def encode(self, src: Tensor, src_len: Tensor) -> State:
         """The decoder's initial state for (B, S) sources of lengths (B,)."""
         raise NotImplementedError
 
-    def step_scores(self, prev: Tensor, state: NamedTuple) -> tuple[Tensor, NamedTuple]:
-        """The decoder's output layer after ``prev`` (B,): (B, V) logits, or under :meth:`restrict_output` (B, V')
-        and one more column for the pieces left out; and the new state."""
-        raise NotImplementedError
+    @property
+    def columns(self) -> Tensor:
+        """(V',) the piece id of each output column of :meth:`step`: the restricted pieces, else every piece."""
+        if self.output_ids is not None:
+            return self.output_ids
+        return torch.arange(self.tgt_vocab, device=self.device)
 
-    def step_logits(self, prev: Tensor, state: NamedTuple) -> tuple[Tensor, NamedTuple]:
-        """Unnormalised scores (B, V) of the next token after ``prev`` (B,) ((B, V') under
-        :meth:`restrict_output`), and the new state."""
-        scores, state = self.step_scores(prev, state)
-        return (scores if self.output_ids is None else scores[:, : len(self.output_ids)]), state
+    @property
+    def device(self) -> torch.device:
+        return self.decoder.embed.weight.device
 
     def target_features(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Readout features at the real target positions only (padding costs no output layer).
@@ -97,21 +100,23 @@ class TranslationModel(nn.Module):
 
     def score(self, batch: Batch) -> Tensor:
         """log p(y|x) of each pair (B,), summed over the target tokens and EOS (Cho 2014's scoring use)."""
-        logp = self.decoder.out(self.features(batch)).log_softmax(-1)  # (B, T, V)
+        logp = self.token_logprobs(batch)  # (B, T, V)
         tok = logp.gather(-1, batch.tgt_out.unsqueeze(-1)).squeeze(-1)
         return (tok * (batch.tgt_out != PAD)).sum(-1)
 
-    def step(self, prev: Tensor, state: NamedTuple) -> tuple[Tensor, NamedTuple]:
-        """Log-probabilities (B, V) of the next token after ``prev`` (B,) ((B, V') under :meth:`restrict_output`),
-        and the new state."""
-        scores, state = self.step_scores(prev, state)
-        logp = scores.log_softmax(-1)
-        return (logp if self.output_ids is None else logp[:, : len(self.output_ids)]), state
+    def step(self, prev: Tensor, state: State, *, normalize: bool = True) -> Step:
+        """Log-probabilities (B, V') of the piece after ``prev`` (B,) over :attr:`columns` (logits with
+        ``normalize=False``), the new state and the attention weights (B, S) or None. Under
+        :meth:`restrict_output` the softmax also counts the left-out pieces (its last row), whose column is then
+        dropped."""
+        logits, state, attention = self.decoder.step(prev, state)
+        scores = logits.log_softmax(-1) if normalize else logits
+        return Step(scores if self.output_ids is None else scores[:, : len(self.output_ids)], state, attention)
 
     def restrict_output(self, ids: Tensor | None) -> None:
         """Let search score only the target pieces ``ids`` (V',), e.g. those seen on the target side in training.
 
-        ``step``/``step_logits`` then return (B, V') scores, column j standing for piece ``output_ids[j]``; the
+        ``step`` then returns (B, V') scores, column j standing for piece ``output_ids[j]``; the
         special pieces (ids 0-3) are always kept, in columns 0-3. The search layer (``decoder.out_search``) holds
         a copy of those rows of the output layer and one more row for the pieces left out: their mean weights,
         with log(number left out) added to their mean bias, so that the softmax still counts their probability
@@ -122,7 +127,8 @@ class TranslationModel(nn.Module):
         changes ``decoder.out`` and not its copy.
         """
         if ids is None:
-            self.output_ids, self.decoder.out_search = None, None
+            self.output_ids = None
+            self.decoder.prepare_search(None, None)
             return
         out = self.decoder.out
         ids = torch.unique(torch.cat([torch.arange(4), ids.long().cpu()]))  # sorted
@@ -140,20 +146,25 @@ class TranslationModel(nn.Module):
             if rest.any():
                 search_out.weight[-1] = out.weight[rest].mean(0)
                 search_out.bias[-1] = bias[rest].mean() + math.log(int(rest.sum()))
-        self.output_ids, self.decoder.out_search = ids, search_out
+        self.output_ids = ids
+        self.decoder.prepare_search(search_out, ids)
 
     @staticmethod
-    def reorder(state: NamedTuple, index: Tensor, same_sources: bool = False) -> NamedTuple:
+    def reorder(state: State, index: Tensor, same_sources: bool = False) -> State:
         """Select (and repeat) batch rows of a state, e.g. for beam search: ``index`` (B',).
 
         ``same_sources``: each new row i comes from a row of the same source sentence as the old row i (beam search
         reordering the beams of each sentence among themselves), so the fields that depend on the source alone (the
-        state's ``SOURCE_FIELDS``: annotations, attention keys, mask) already hold the right rows and are not copied.
+        state's ``SOURCE_FIELDS``: context values, attention keys, mask) already hold the right rows and are not
+        copied.
         """
-        keep = set(getattr(state, "SOURCE_FIELDS", ())) if same_sources else set()
-        fields = getattr(state, "_fields", [str(i) for i in range(len(state))])
-        rows = [t if name in keep else t.index_select(0, index) for name, t in zip(fields, state, strict=True)]
-        return type(state)(*rows) if hasattr(state, "_fields") else tuple(rows)
+        keep = type(state).SOURCE_FIELDS if same_sources else ()
+        return type(state)(*[t if name in keep else t.index_select(0, index)
+                             for name, t in zip(state._fields, state, strict=True)])
+
+    def token_logprobs(self, batch: Batch) -> Tensor:
+        """Teacher-forced log-probabilities (B, T, V) over the whole vocabulary."""
+        return self.decoder.out(self.features(batch)).log_softmax(-1)
 
 
 def n_params(model: nn.Module) -> int:

@@ -36,6 +36,3 @@ class RNNEncoderDecoder(TranslationModel):
     def encode(self, src: Tensor, src_len: Tensor) -> SummaryState:
         """The decoder's initial state for (B, S) sources of lengths (B,)."""
         return self.decoder.start(self.encoder(src, src_len)[1])
-
-    def step_scores(self, prev: Tensor, state: SummaryState) -> tuple[Tensor, SummaryState]:
-        return self.decoder.step(prev, state)

@@ -9,13 +9,20 @@ Letters: B batch, T time, I input, H hidden, D directions.
 from __future__ import annotations
 
 import torch
+import torch.ao.nn.quantized.dynamic as qd
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.choices import Cell, CellType
-from nmt.model.elman import ElmanCell, EquationsElman
-from nmt.model.gru import EquationsGRU, GRUCell
+from nmt.model.elman import ElmanCell, EquationsElman, elman_step
+from nmt.model.gru import EquationsGRU, GRUCell, gru_step
 from nmt.model.unroll import EquationsRNN
+
+LSTMS = (nn.LSTM, nn.LSTMCell, qd.LSTM, qd.LSTMCell)  # the modules whose state carries a memory cell
+# the one-step cells whose input product W_ih x + b_ih a caller may compute by parts (step_from_input); an int8
+# cell's weights are packed, so it takes its input whole (cell_step)
+FLOAT_CELLS = (nn.GRUCell, nn.LSTMCell, nn.RNNCell, GRUCell, ElmanCell)
 
 
 def make_rnn(input_size: int, hidden_size: int, *, cell_type: CellType, cell: Cell, reset_after: bool,
@@ -46,7 +53,7 @@ def make_rnn_cell(input_size: int, hidden_size: int, *, cell_type: CellType, cel
 
 
 def _is_lstm(module: nn.Module) -> bool:
-    return getattr(module, "mode", None) == "LSTM" or "LSTMCell" in type(module).__name__
+    return isinstance(module, LSTMS)
 
 
 def hidden(state: Tensor, hidden_size: int) -> Tensor:
@@ -65,6 +72,32 @@ def cell_step(cell: nn.Module, x: Tensor, state: Tensor) -> Tensor:
         return cell(x, state)
     h, c = cell(x, state.chunk(2, dim=-1))
     return torch.cat([h, c], dim=-1)
+
+
+def splits_input(cell: nn.Module) -> bool:
+    """Whether :func:`step_from_input` can step ``cell`` (every float cell of :func:`make_rnn_cell`)."""
+    return isinstance(cell, FLOAT_CELLS)
+
+
+def step_from_input(cell: nn.Module, xw: Tensor, state: Tensor) -> Tensor:
+    """:func:`cell_step` with the input product given: ``xw`` = W_ih x + b_ih (B, G*H), G the cell's gate blocks
+    (3 GRU, 4 LSTM, 1 Elman), which a caller can assemble from parts computed once (nmt.model.decoders)."""
+    if isinstance(cell, nn.GRUCell):  # torch's gate order r, z, n and keep-gate z (torch.nn.GRUCell's docs)
+        i_r, i_z, i_n = xw.chunk(3, dim=1)
+        h_r, h_z, h_n = F.linear(state, cell.weight_hh, cell.bias_hh).chunk(3, dim=1)
+        r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return n + z * (state - n)
+    if isinstance(cell, GRUCell):
+        return gru_step(xw, state, cell.weight_hh, cell.bias_hh, reset_after=cell.reset_after)[0]
+    if isinstance(cell, ElmanCell | nn.RNNCell):
+        return elman_step(xw, state, cell.weight_hh, cell.bias_hh)
+    if isinstance(cell, nn.LSTMCell):  # torch's gate order i, f, g, o; the state is [h; c]
+        h, c = state.chunk(2, dim=-1)
+        i, f, g, o = (xw + F.linear(h, cell.weight_hh, cell.bias_hh)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.cat([torch.sigmoid(o) * torch.tanh(c), c], dim=-1)
+    raise TypeError(f"{type(cell).__name__} takes its input whole: use cell_step")
 
 
 def run_rnn(rnn: nn.Module, x: Tensor, state0: Tensor | None = None, lengths: Tensor | None = None

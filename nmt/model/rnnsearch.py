@@ -13,11 +13,12 @@ from nmt.data.tokenizer import PAD
 from nmt.model.base import TranslationModel
 from nmt.model.decoders import AttentionDecoder, AttentionState
 from nmt.model.encoders import BiEncoder
-from nmt.model.projected import ProjectedState, can_project, projected_step, start_projected
 
 
 class RNNSearch(TranslationModel):
     """``model.arch=rnnsearch``: :class:`BiEncoder` + :class:`AttentionDecoder`."""
+
+    attends = True
 
     def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> None:
         super().__init__(cfg, src_vocab, tgt_vocab)
@@ -27,18 +28,15 @@ class RNNSearch(TranslationModel):
                                         cfg.maxout_pool, **common)
         self.init_weights()
 
-    def encode(self, src: Tensor, src_len: Tensor) -> AttentionState | ProjectedState:
-        """The decoder's initial state in search for (B, S) sources of lengths (B,): with the context products
-        taken on the annotations when the decoder allows it (nmt.model.projected)."""
+    def encode(self, src: Tensor, src_len: Tensor) -> AttentionState:
+        """The decoder's initial state in search for (B, S) sources of lengths (B,)."""
         annotations, bwd_first = self.encoder(src, src_len)
-        if can_project(self.decoder):
-            return start_projected(self.decoder, annotations, bwd_first, src != PAD)
         return self.decoder.start(annotations, bwd_first, src != PAD)
 
     def attention_and_features(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Teacher-forced features (B, T, M) and attention weights (B, T, S)."""
         annotations, bwd_first = self.encoder(batch.src, batch.src_len)
-        return self.decoder.features(batch.tgt_in, self.decoder.start(annotations, bwd_first, batch.src != PAD))
+        return self.decoder.features(batch.tgt_in, annotations, bwd_first, batch.src != PAD)
 
     def features(self, batch: Batch) -> Tensor:
         return self.attention_and_features(batch)[0]
@@ -47,10 +45,3 @@ class RNNSearch(TranslationModel):
         """A fixed-size representation (B, 2H) of each source: the mean of its annotations (RNNsearch has no c)."""
         annotations, _ = self.encoder(src, src_len)
         return annotations.sum(1) / src_len.unsqueeze(1).to(annotations.dtype)
-
-    def step_scores(self, prev: Tensor, state: AttentionState) -> tuple[Tensor, AttentionState]:
-        if isinstance(state, ProjectedState):
-            logits, state, _ = projected_step(self.decoder, prev, state, self.output_ids)
-        else:
-            logits, state, _ = self.decoder.step(prev, state)
-        return logits, state

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from nmt.config import DecodeConfig
-from nmt.data.batching import collate
 from nmt.errors import NMTError
 from nmt.plot.common import plt, short, source_tensors
 from nmt.search import decode_best
@@ -18,15 +16,15 @@ def attention_matrix(translator: Translator, sentence: str, dc: DecodeConfig
     """Translate ``sentence`` and return its source pieces, the output pieces (with EOS) and the attention
     weights (T, S) the model gave to each source piece while producing each output piece."""
     model = translator.model
-    if not hasattr(model, "attention_and_features"):
-        raise NMTError(f"the checkpoint's model (arch={model.cfg.arch}) has no attention: use an arch=rnnsearch run")
+    if not model.attends:
+        raise NMTError(f"the checkpoint's model (arch={translator.config.model.arch}) has no attention: use an "
+                       "arch=rnnsearch run")
     src, src_len, pieces = source_tensors(translator, [sentence])
     hyp = decode_best(model, [src[0].tolist()], dc)[0]
-    with torch.no_grad():
-        _, weights = model.attention_and_features(collate([src[0].tolist()], [hyp], [0]))
+    weights = translator.attention(src[0].tolist(), hyp)  # the mean of an ensemble's attending members
     tgt_pieces = [translator.tokenizer.tgt.id_to_piece(i) for i in hyp] + ["</s>"]
-    assert weights.shape == (1, len(hyp) + 1, len(pieces[0])), weights.shape
-    return pieces[0], tgt_pieces, weights[0].numpy()
+    assert weights.shape == (len(hyp) + 1, len(pieces[0])), weights.shape
+    return pieces[0], tgt_pieces, weights.cpu().numpy()
 
 
 def draw(src: list[str], tgt: list[str], weights: np.ndarray) -> plt.Figure:

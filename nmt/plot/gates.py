@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nmt.choices import CellType
 from nmt.errors import NMTError
 from nmt.model.encoders import reverse_padded
 from nmt.model.gru import gru_step
@@ -23,8 +24,8 @@ def encoder_gates(translator: Translator, sentence: str) -> tuple[list[str], np.
     :return: the pieces in reading order (reversed if the model reads right to left), and the reset and
         update gate activations, each (S, H).
     """
-    model = translator.model
-    if model.cfg.cell_type != "gru":
+    model = translator.members[0]  # of an ensemble, the first member's encoder
+    if model.cfg.cell_type != CellType.gru:
         raise NMTError(f"nmt plot gates draws a GRU's update and reset gates; this model's unit is "
                        f"{model.cfg.cell_type}")
     src, src_len, pieces = source_tensors(translator, [sentence])

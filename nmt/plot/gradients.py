@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nmt.choices import Cell, CellType
+from nmt.choices import Arch, Cell, CellType
 from nmt.data.batching import collate
 from nmt.data.tokenizer import PAD
 from nmt.errors import NMTError
@@ -44,8 +44,8 @@ def gradient_by_distance(translator: Translator, src: list[str], tgt: list[str],
     """Mean ‖∂loss/∂h_t‖ (the summed loss of the sentences) at each distance 0..max_distance−1 of step t from the
     last step the encoder read; NaN where no sentence is that long. For arch=cho2014, whose decoder sees the source
     only through the summary of the encoder's last state."""
-    model = translator.model
-    if model.cfg.arch != "cho2014":
+    model = translator.members[0]
+    if model.cfg.arch != Arch.cho2014:
         raise NMTError("nmt plot gradients follows the summary vector of arch=cho2014 models back through the encoder")
     s_ids, t_ids = translator.tokenizer.encode_src(src), translator.tokenizer.encode_tgt(tgt)
     pairs = [(s, t) for s, t in zip(s_ids, t_ids, strict=True) if s and t]

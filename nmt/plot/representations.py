@@ -18,7 +18,7 @@ def summaries(translator: Translator, phrases: list[str], batch: int = 256) -> n
     with torch.no_grad():
         for i in range(0, len(phrases), batch):
             src, src_len, _ = source_tensors(translator, phrases[i : i + batch])
-            out.append(translator.model.sentence_vector(src, src_len))
+            out.append(translator.members[0].sentence_vector(src, src_len))
     return torch.cat(out).numpy()
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
+from nmt.choices import CellType
 from nmt.config import DecodeConfig
-from nmt.data.batching import collate
 from nmt.model.encoders import reverse_padded
 from nmt.plot.gates import gate_trace
 from nmt.search import decode_all
@@ -37,20 +37,20 @@ def analyze(translator: Translator, sentence: str, dc: DecodeConfig, max_input_l
            "nbest": [{"translation": t, "logprob": json_number(h.logprob), "score": json_number(h.score)}
                      for t, h in zip(texts, hyps, strict=True)],
            "attention": None, "gates": _gates(translator, ids)}
-    if hasattr(model, "attention_and_features"):  # (T+1, S): one row per target piece and the end of sentence
-        batch = collate([ids], [best], [0]).to(next(model.parameters()).device)
-        out["attention"] = [[round(float(w), 4) for w in row] for row in model.attention_and_features(batch)[1][0]]
+    weights = translator.attention(ids, best)  # (T+1, S): one row per target piece and the end of sentence
+    if weights is not None:
+        out["attention"] = [[round(float(w), 4) for w in row] for row in weights]
     return out
 
 
 def _gates(translator: Translator, ids: list[int]) -> dict[str, Any] | None:
     """The forward encoder GRU's update and reset gates, averaged over units, at each source piece (in source
     order, whichever way the encoder reads). None for other units and for a quantized model (packed weights)."""
-    model = translator.model
+    model = translator.members[0]  # of an ensemble, the first member's encoder
     rnn = model.encoder.rnn
-    if model.cfg.cell_type != "gru" or not isinstance(getattr(rnn, "weight_ih_l0", None), torch.Tensor):
+    if model.cfg.cell_type != CellType.gru or not isinstance(getattr(rnn, "weight_ih_l0", None), torch.Tensor):
         return None
-    src, length = torch.tensor([ids]), torch.tensor([len(ids)])
+    src, length = torch.tensor([ids], device=model.device), torch.tensor([len(ids)], device=model.device)
     reverse = bool(getattr(model.encoder, "reverse", False))
     x = model.encoder.embed(reverse_padded(src, length) if reverse else src)[0]
     _, resets, updates = gate_trace(rnn, x, model.cfg.reset_after)

@@ -123,16 +123,16 @@ class ServedModel:
 
     @property
     def src_lang(self) -> str:
-        return self.translator.config.get("data", {}).get("src_lang", "src")
+        return self.translator.config.data.src_lang
 
     @property
     def tgt_lang(self) -> str:
-        return self.translator.config.get("data", {}).get("tgt_lang", "tgt")
+        return self.translator.config.data.tgt_lang
 
     def describe(self) -> dict[str, Any]:
-        info = self.translator.config.get("model", {})
-        return {"name": self.name, "source": self.src_lang, "target": self.tgt_lang, "arch": info.get("arch"),
-                "checkpoint": self.path, "step": self.translator.step}
+        archs = [str(m.cfg.arch) for m in self.translator.members]
+        return {"name": self.name, "source": self.src_lang, "target": self.tgt_lang,
+                "arch": archs[0] if len(archs) == 1 else archs, "checkpoint": self.path, "step": self.translator.step}
 
     async def translate(self, lines: list[str], dc: DecodeConfig, max_input_len: int) -> list[list[Hypothesis]]:
         """Hypotheses for each line (none for an empty one), through the batcher."""
@@ -148,12 +148,13 @@ class ServedModel:
 
 
 def load_models(paths: list[str], quantize: str, wait_s: float, executor: ThreadPoolExecutor, workers: int = 1,
-                threads: Threads | None = None) -> list[ServedModel]:
-    """Each checkpoint as a served model, named after its run directory (or file), made unique."""
+                threads: Threads | None = None, device: str = "auto") -> list[ServedModel]:
+    """Each checkpoint (or ensemble ``[a,b,...]``) as a served model, named after its (first) run directory or
+    file, made unique."""
     models: list[ServedModel] = []
     for path in paths:
-        translator = Translator.load(path, quantize)
-        p = Path(path)
+        translator = Translator.open(path, quantize, device)
+        p = translator.paths[0] if path.startswith("[") else Path(path)
         name = p.name if p.is_dir() else f"{p.parent.name}-{p.stem}" if p.parent.name else p.stem
         while name in {m.name for m in models}:
             name += "+"

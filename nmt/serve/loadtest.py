@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from nmt.config import DataConfig, DecodeConfig
+from nmt import checkpoint as checkpoint_module
+from nmt.config import DecodeConfig
 from nmt.data.load import load_split, resolve_path
 from nmt.translate import Translator
 
@@ -110,7 +111,7 @@ def _load(port: int, requests: list[list[str]], clients: int, target: str) -> di
 def _offline(checkpoint: str, requests: list[list[str]], sentence: str, threads: int) -> dict:
     """Offline translation of the same sentences, and the search time of one sentence alone."""
     torch.set_num_threads(threads)
-    translator = Translator.load(checkpoint)
+    translator = Translator.open(checkpoint, device="cpu")
     lines = [s for r in requests for s in r]
     translator.translate(lines[:64], DecodeConfig())  # warm-up
     start = time.perf_counter()
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--output", default="runs/bench/serve.json")
     args = ap.parse_args(argv)
     checkpoint = str(resolve_path(args.checkpoint))
-    data = DataConfig.from_dict(Translator.load(checkpoint).config["data"])
+    data = checkpoint_module.load(checkpoint).config.data
     test = list(load_split(data, "test")["src"])
     rng = random.Random(0)
     requests = [test[i : i + rng.randint(1, 3)] for i in (rng.randrange(len(test) - 3) for _ in range(args.requests))]

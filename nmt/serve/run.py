@@ -29,7 +29,7 @@ def serve(sc: ServeConfig) -> None:
     threads = configure_threads(sc.threads)  # auto: one tuner for every model, told each search's time
     executor = ThreadPoolExecutor(max_workers=sc.workers, thread_name_prefix="nmt-model")
     paths = [str(resolve_path(p)) for p in [sc.checkpoint, *sc.more]]
-    models = load_models(paths, sc.quantize, sc.batch_wait_ms / 1000, executor, sc.workers, threads)
+    models = load_models(paths, sc.quantize, sc.batch_wait_ms / 1000, executor, sc.workers, threads, sc.device)
     app = create_app(models, sc, executor)
     names = ", ".join(f"{m.name} ({m.src_lang}->{m.tgt_lang})" for m in models)
     print(f"serving {names} at http://{sc.host}:{sc.port}/ (API schema at /docs); Ctrl-C stops", flush=True)

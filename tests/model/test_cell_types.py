@@ -27,7 +27,7 @@ def test_step_by_step_decoding_equals_teacher_forcing(arch: str, unit: str) -> N
     with torch.no_grad():
         state, total = model.encode(b.src, b.src_len), torch.zeros(b.src.shape[0])
         for t in range(b.tgt_in.shape[1]):
-            logp, state = model.step(b.tgt_in[:, t], state)
+            logp, state, _ = model.step(b.tgt_in[:, t], state)
             gold = b.tgt_out[:, t]
             total += logp.gather(1, gold.unsqueeze(1)).squeeze(1) * (gold != PAD)
         torch.testing.assert_close(total, model.score(b), rtol=0, atol=1e-4)

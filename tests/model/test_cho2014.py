@@ -118,7 +118,7 @@ def test_score_equals_sum_of_step_logprobs() -> None:
         state = model.encode(b.src, b.src_len)
         total = torch.zeros(len(SRC_LENS))
         for t in range(b.tgt_in.shape[1]):
-            logp, state = model.step(b.tgt_in[:, t], state)
+            logp, state, _ = model.step(b.tgt_in[:, t], state)
             assert logp.shape == (len(SRC_LENS), V_T)
             torch.testing.assert_close(logp.exp().sum(-1), torch.ones(len(SRC_LENS)))
             gold = b.tgt_out[:, t]
@@ -129,9 +129,10 @@ def test_score_equals_sum_of_step_logprobs() -> None:
 def test_reorder_selects_state_rows() -> None:
     model, b = tiny_model(), random_batch()
     with torch.no_grad():
-        h, c = model.encode(b.src, b.src_len)
+        state = model.encode(b.src, b.src_len)
+    h, c = state
     assert h.shape == c.shape == (len(SRC_LENS), H)
-    h2, c2 = model.reorder((h, c), torch.tensor([2, 2, 0]))
+    h2, c2 = model.reorder(state, torch.tensor([2, 2, 0]))
     assert torch.equal(h2, h[[2, 2, 0]]) and torch.equal(c2, c[[2, 2, 0]])
 
 

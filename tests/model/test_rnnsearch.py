@@ -77,7 +77,7 @@ def test_step_by_step_decoding_matches_teacher_forcing(cell: str) -> None:
         state = model.encode(batch.src, batch.src_len)
         total = torch.zeros(3)
         for t in range(batch.tgt_in.shape[1]):
-            logp, state = model.step(batch.tgt_in[:, t], state)
+            logp, state, _ = model.step(batch.tgt_in[:, t], state)
             gold = batch.tgt_out[:, t]
             total += logp.gather(1, gold.unsqueeze(1)).squeeze(1) * (gold != PAD)
     assert torch.allclose(total, expected, atol=1e-5)

@@ -42,7 +42,7 @@ def client(run: Path, **settings) -> TestClient:
 
 
 def test_libretranslate_shape(run: Path) -> None:
-    offline = Translator.load(str(run)).translate(["ka lo mi", "ne ru"], DecodeConfig())
+    offline = Translator.open(str(run)).translate(["ka lo mi", "ne ru"], DecodeConfig())
     with client(run) as c:
         assert c.get("/languages").json() == [{"code": "xx", "name": "xx", "targets": ["yy"]}]
         assert c.post("/translate", json={"q": "ka lo mi", "source": "xx", "target": "yy"}).json() == {
@@ -54,7 +54,7 @@ def test_libretranslate_shape(run: Path) -> None:
 
 
 def test_opennmt_shape_and_models(run: Path) -> None:
-    offline = Translator.load(str(run)).translate(["ka lo", "mi"], DecodeConfig())
+    offline = Translator.open(str(run)).translate(["ka lo", "mi"], DecodeConfig())
     with client(run) as c:
         models = c.get("/models").json()
         out = c.post("/translator/translate", json=[{"src": "ka lo", "id": 0}, {"src": "mi", "id": 0}]).json()
@@ -76,7 +76,7 @@ def test_analyze_gives_nbest_attention_and_gates(run: Path) -> None:
 
 def test_score_is_log_p_of_the_pair(run: Path) -> None:
     pairs = [("ka lo", "cat dog"), ("mi", "sun")]
-    expected = score_pairs(Translator.load(str(run)), [a for a, _ in pairs], [b for _, b in pairs])
+    expected = score_pairs(Translator.open(str(run)), [a for a, _ in pairs], [b for _, b in pairs])
     with client(run) as c:
         out = c.post("/score", json={"pairs": [{"src": a, "tgt": b} for a, b in pairs]}).json()
     assert [r["logprob"] for r in out] == pytest.approx([lp for lp, _ in expected], abs=1e-4)
@@ -86,7 +86,7 @@ def test_score_is_log_p_of_the_pair(run: Path) -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_concurrent_requests_share_a_batch_and_get_their_own_sentences(run: Path, workers: int) -> None:
     sentences = [["ka lo mi"], ["ne ru", "ta po si"], ["vu"], ["de ka", "lo", "mi ne"]]
-    offline = Translator.load(str(run))
+    offline = Translator.open(str(run))
     with client(run, batch_wait_ms=300.0, workers=workers) as c:
         model = c.app.state.models["run"]
 
@@ -125,7 +125,7 @@ def test_bad_requests_get_a_json_error(run: Path, body: bytes, ctype: str, statu
 
 
 def test_control_characters_and_empty_strings_are_handled_as_translate_does(run: Path) -> None:
-    offline = Translator.load(str(run)).translate(["ka lo", ""], DecodeConfig())
+    offline = Translator.open(str(run)).translate(["ka lo", ""], DecodeConfig())
     with client(run) as c:
         body = json.dumps({"q": ["ka\x00lo", "", "\ud800"], "target": "yy"})  # a lone surrogate, escaped
         out = c.post("/translate", content=body, headers={"content-type": "application/json"}).json()
