@@ -29,7 +29,7 @@ NPROC ?= 2
 train-ddp: $(STAMP) ## data-parallel training on NPROC processes of this machine (torchrun; one GPU each, else CPU)
 	torchrun --standalone --nproc_per_node=$(NPROC) -m nmt train $(ARGS)
 
-gpu-check: $(STAMP) ## on a GPU machine: Multi30k updates on GPU and CPU, tokens/s, loss curves compared (~3 min)
+gpu-check: $(STAMP) ## on a GPU machine: Multi30k updates and test decoding on GPU and CPU, speeds, curves compared (~4 min)
 	$(PYTHON) -m nmt.gpu_check $(ARGS)
 
 RUN ?= runs/bible-es-en-small

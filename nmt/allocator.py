@@ -5,9 +5,9 @@ glibc serves allocations above its mmap threshold (at most 32 MiB by default) wi
 them on ``free``. A training update allocates and frees the same large tensors every time (the 8,000-way logits of
 about 2,000 positions are 65 MB, and their gradient as many), so each update pays page faults and zero-filling for
 them again (in ``fill_``, ``copy_`` and ``log_softmax``, which touch the fresh pages first). Raising the threshold and
-switching trimming off lets the heap reuse the pages: on the 2-core benchmark machine training got 4.5% faster
-(docs/benchmarks.md). Peak memory is the same, but it stays reserved until the process ends. (Giving the freed
-pages back after every update, ``malloc_trim``, lowered bf16's peak but made it 7-28% slower: not done.)
+switching trimming off lets the heap reuse the pages, which makes training faster (docs/benchmarks.md has the
+measurements). Peak memory is the same, but it stays reserved until the process ends. (Giving the freed pages back
+after every update, ``malloc_trim``, lowered bf16's peak but made training slower: not done.)
 """
 
 from __future__ import annotations
@@ -44,9 +44,8 @@ NO_SHAPE_CACHES = {ONEDNN_CACHE: "0", IDEEP_CACHE: "1"}  # 1: the smallest the i
 
 def no_shape_caches() -> bool:
     """Switch off the two caches that bf16 autocast on the CPU fills with buffers for every matrix shape, where a
-    run's batches have many shapes: oneDNN's primitive cache (on the spec batch the peak grew to 3.5-4.5 GB where
-    fp32 stayed at 1.9 GB) and the computation cache of ideep, torch's layer over oneDNN (with the first off, 1.7 GB
-    by update 100 against 1.1 GB with both off, and no slower; docs/benchmarks.md). Both libraries read the setting
+    run's batches have many shapes: oneDNN's primitive cache and the computation cache of ideep, torch's layer over
+    oneDNN (each held gigabytes of buffers over a run, at no gain in speed; docs/benchmarks.md). Both read the setting
     when they first run, so this must come before the first bf16 product; a value the user set is kept. Returns
     whether both are now off."""
     for name, value in NO_SHAPE_CACHES.items():

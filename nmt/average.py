@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nmt import checkpoint
 from nmt.config import AverageConfig
-from nmt.data.load import resolve_path
+from nmt.data.load import refuse_overwrite, resolve_path
 from nmt.errors import NMTError
 
 
@@ -17,10 +17,10 @@ def average_checkpoints(paths: list[Path]) -> dict:
     """
     if not paths:
         raise NMTError("no checkpoints to average")
-    first = checkpoint.load(paths[-1])
+    first = checkpoint.read(paths[-1])
     total = {k: v.double() if v.is_floating_point() else v for k, v in first["model"].items()}
     for path in paths[:-1]:
-        ck = checkpoint.load(path)
+        ck = checkpoint.read(path)
         if ck["model_info"] != first["model_info"] or ck["tokenizer"] != first["tokenizer"]:
             raise NMTError(f"{path} comes from another model or vocabulary than {paths[-1]}")
         for k, v in ck["model"].items():
@@ -38,7 +38,8 @@ def run_average(ac: AverageConfig) -> Path:
     paths = checkpoint.step_checkpoints(run)[-ac.k:] if ac.k > 0 else []
     if not paths:
         raise NMTError(f"no step-<N>.pt checkpoints in {run} (train with train.keep_last > 0)")
-    out = Path(ac.output) if ac.output else run / "averaged.pt"
+    refuse_overwrite(ac.output, {f"run's {p.name}": str(p) for p in paths})
+    out = resolve_path(ac.output) if ac.output else run / "averaged.pt"
     checkpoint.save(average_checkpoints(paths), out)
     print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) into {out}", flush=True)
     return out

@@ -107,7 +107,7 @@ def _train(bc: BenchConfig) -> dict:
         for done, idx in enumerate(itertools.islice(_batch_indices(run), bc.warmup + bc.measure), start=1):
             start = time.perf_counter()
             batch = run.batches.make(idx).to(run.device)  # building the batch is part of a measured update
-            with run.threads.timed(batch.n_tgt_tokens):  # threads=auto is told each update's time, as in training
+            with run.runtime.threads.timed(batch.n_tgt_tokens):  # threads=auto: each update, as in training
                 update(run, batch)
             elapsed = time.perf_counter() - start
             if done <= bc.warmup:
@@ -132,7 +132,7 @@ def _train(bc: BenchConfig) -> dict:
         "padding_share": 1 - (s["tgt_tokens"] + s["src_tokens"]) / (s["tgt_positions"] + s["src_positions"]),
         "useful_gflop_s": s["flops"] / s["seconds"] / 1e9,
         "updates": s["updates"],
-        "threads": run.threads.current,
+        "threads": run.runtime.threads.current,
         "params": n_params(run.model),
         "peak_rss_mb": peak_rss_mb(),
     }

@@ -217,14 +217,15 @@ def restore_rng(ckpt: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
 
 
-def check_compatible(ckpt: Checkpoint, model_cfg: ModelConfig, data_cfg: DataConfig | None = None) -> None:
-    """Refuse to continue a checkpoint whose model settings (all but ``ModelConfig.RESUMABLE``) or vocabulary
-    settings (``DataConfig.VOCABULARY_KEYS``, as stored) differ from the requested ones. Keys missing from an
-    older checkpoint had their default value."""
-    saved, wanted = to_plain(ckpt.config.model), to_plain(model_cfg)
+def check_compatible(ckpt: dict[str, Any], model_cfg: ModelConfig, data_cfg: DataConfig | None = None) -> None:
+    """Refuse to continue a checkpoint (``ckpt``: the stored dict, Checkpoint.payload) whose model settings (all
+    but ``ModelConfig.RESUMABLE``) or vocabulary settings (``DataConfig.VOCABULARY_KEYS``) differ from the
+    requested ones. Keys missing from an older checkpoint had their default value."""
+    saved = {**to_plain(ModelConfig()), **ckpt["model_info"]["config"]}
+    wanted = to_plain(model_cfg)
     diffs = [f"{k}: checkpoint {saved[k]!r} vs requested {wanted[k]!r}" for k in wanted
              if k not in ModelConfig.RESUMABLE and saved[k] != wanted[k]]
-    saved_data = ckpt.payload.get("config", {}).get("data")
+    saved_data = ckpt.get("config", {}).get("data")
     if data_cfg is not None and saved_data:  # the checkpoint's sentencepiece models were made with these
         wanted_data = to_plain(data_cfg)
         diffs += [f"data.{k}: checkpoint {saved_data[k]!r} vs requested {wanted_data[k]!r}"

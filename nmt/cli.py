@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import platform
@@ -22,7 +23,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from nmt.cli_args import prepare_argv
@@ -153,7 +154,7 @@ def make_task(command: str, new_dir: Path | None = None):
         try:
             verb(to_config(cfg, schema))
         except MissingMandatoryValue as err:
-            refuse(f"missing value for {err.full_key}: give it on the command line ({err.full_key}=...)")
+            refuse(missing_line(err))
         except NMTError as err:
             refuse(str(err))
         except OSError as err:  # a full disk, a read-only folder, a file that vanished: one line too
@@ -164,6 +165,11 @@ def make_task(command: str, new_dir: Path | None = None):
             sys.exit(130)
 
     return task
+
+
+def missing_line(err: MissingMandatoryValue) -> str:
+    """A ``???`` value left unset, as one line that says how to give it."""
+    return f"missing value for {err.full_key}: give it on the command line ({err.full_key}=...)"
 
 
 def config_error_line(err: Exception) -> str:
@@ -183,10 +189,10 @@ HYDRA_FLAGS_TO_CHECK = ("--multirun", "-m")  # flags whose overrides are still c
 
 
 def check_overrides(command: str, argv: list[str]) -> DictConfig | None:
-    """Compose the config once before Hydra runs it, so that an unknown key or group option, or a value of the
-    wrong type, is a one-line NMTError (exit status 2) instead of Hydra's report (exit status 1), and nothing
-    (not even an empty multirun folder) is created. With --multirun, each sweep is checked with its first value;
-    other flags (--help, --cfg, ...) are left to Hydra."""
+    """Compose the config and build its typed config before Hydra runs, so that an unknown key or option, a value
+    of the wrong type, missing or out of its range is a one-line NMTError (exit status 2), not Hydra's report
+    (exit status 1) or a failure inside the task, and nothing (not even an empty run folder) is created. With
+    --multirun, each sweep is checked with its first value; other flags (--help, --cfg, ...) are left to Hydra."""
     overrides = [a for a in argv if a not in HYDRA_FLAGS_TO_CHECK]
     if any(arg.startswith("-") for arg in overrides):
         return None
@@ -195,9 +201,24 @@ def check_overrides(command: str, argv: list[str]) -> DictConfig | None:
     register_configs()
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            return compose(command, overrides=overrides, return_hydra_config=True)
+            composed = compose(command, overrides=overrides, return_hydra_config=True)
+        OmegaConf.to_object(without_hydra(composed))  # its checks (ranges, choices) refuse a value now
+    except MissingMandatoryValue as err:
+        raise NMTError(missing_line(err)) from None
     except (CompactHydraException, OmegaConfBaseException) as err:
         raise NMTError(f"bad command line: {config_error_line(err)}") from None
+    return composed
+
+
+def without_hydra(composed: DictConfig) -> DictConfig:
+    """A copy of ``composed`` without its ``hydra`` node, and with a placeholder ``run_dir``: that one reads
+    ``${hydra:runtime.output_dir}``, which has no value until Hydra runs the task."""
+    cfg = copy.deepcopy(composed)
+    with open_dict(cfg):
+        del cfg["hydra"]
+        if "run_dir" in cfg:
+            cfg.run_dir = "<run directory>"
+    return cfg
 
 
 def _first_of_sweep(override: str) -> str:

@@ -253,7 +253,7 @@ class ScoreConfig(Checked):
 
 
 @dataclass
-class AverageConfig:
+class AverageConfig(Checked):
     """``nmt average``: the mean of the parameters of a run's last ``k`` step checkpoints."""
 
     run: str = MISSING  # a run directory holding step-<N>.pt files

@@ -1,5 +1,7 @@
 """``make gpu-check``: train a few hundred Multi30k updates on one GPU and on the CPU, from the same initial weights
-and the same batches, print target tokens/s of both, and check that the GPU's loss curve follows the CPU's.
+and the same batches, print target tokens/s of both, and check that the GPU's loss curve follows the CPU's; then
+translate the test split with the GPU run's model on both devices (greedy and beam 5): sentences/s of each and the
+share of identical translations.
 
 Not part of the test suite (it needs a GPU); about 2-4 minutes on an H100 machine with 16 cores, most of it the CPU
 run. Without a GPU it stops at once with a one-line error and exit status 2. Exit status 1: the curves differ.
@@ -56,6 +58,29 @@ def compare(cpu: list[dict], gpu: list[dict], rel_tol: float) -> list[str]:
     return lines
 
 
+def decode_rows(best: Path, data: DataConfig, sentences: int = 1000) -> list[str]:
+    """Greedy and beam-5 translation of the first test sentences on the GPU and the CPU (nmt.translate, device=):
+    one line per method with sentences/s on each device and the share of identical outputs."""
+    from nmt.config import DecodeConfig
+    from nmt.data.load import load_split
+    from nmt.translate import Translator
+
+    src = list(load_split(data, "test")["src"][:sentences])
+    lines = []
+    for method in ("greedy", "beam"):
+        out, rate = {}, {}
+        for device in ("cuda", "cpu"):
+            translator, dc = Translator.open(best, device=device), DecodeConfig(method=method, beam=5)
+            translator.translate(src[:32], dc)  # warm-up: kernels, caches
+            start = time.monotonic()
+            out[device] = translator.translate(src, dc)
+            rate[device] = len(src) / (time.monotonic() - start)
+        same = sum(a == b for a, b in zip(out["cuda"], out["cpu"], strict=True)) / len(src)
+        lines.append(f"decode {method:6}: gpu {rate['cuda']:,.0f} sent/s  cpu {rate['cpu']:,.0f} sent/s  "
+                     f"(x{rate['cuda'] / rate['cpu']:.1f}); identical outputs {same:.1%} of {len(src)}")
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300)
@@ -83,8 +108,9 @@ def main() -> int:
             start = time.monotonic()
             curves[device] = run(data, Path(tmp) / device, device, args.steps, precision)
             timings[device] = time.monotonic() - start
+        decoding = decode_rows(Path(tmp) / "cuda" / "best.pt", data)
     lines = compare(curves["cpu"], curves["cuda"], tol)
-    print("\n".join(lines))
+    print("\n".join(lines + decoding))
     rate = {d: sum(r["tgt_tok_s"] for r in c[1:]) / max(len(c) - 1, 1) for d, c in curves.items()}  # skip warm-up
     print(f"target tokens/s: gpu {rate['cuda']:,.0f}  cpu {rate['cpu']:,.0f}  (x{rate['cuda'] / rate['cpu']:.1f}); "
           f"wall time incl. data and validation: gpu {timings['cuda']:.0f} s, cpu {timings['cpu']:.0f} s")

@@ -36,7 +36,7 @@ class Progress:
         avg = self.loss / max(self.tokens, 1)
         values = {"loss": avg, "ppl": math.exp(min(avg, 50)), "tgt_tok_s": rate,
                   "lr": self.run.opt.param_groups[0]["lr"], "grad_norm": sum(self.norms) / len(self.norms),
-                  "threads": self.run.threads.current}
+                  "threads": self.run.runtime.threads.current}
         self.run.log_metrics("train", {**values, "elapsed_s": s.elapsed_s})
         self.run.board.scalars("train", values, s.step)
         self.bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{rate:,.0f}", epoch=s.epoch + 1, threads=values["threads"])

@@ -18,7 +18,6 @@ import torch
 from omegaconf import OmegaConf
 
 from nmt import checkpoint, distributed
-from nmt.allocator import keep_freed_memory, no_shape_caches
 from nmt.board import Board
 from nmt.choices import Precision, to_plain
 from nmt.config import Config
@@ -28,8 +27,7 @@ from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
 from nmt.optim import make_optimizer
-from nmt.threads import FixedThreads, Threads
-from nmt.threads import configure as configure_threads
+from nmt.runtime import Runtime
 
 log = logging.getLogger("nmt.train")
 
@@ -71,7 +69,7 @@ class Run:
     loss_fn: Callable[..., torch.Tensor]  # model.loss, through DDP under torchrun
     autocast: Any  # a context manager: bf16 autocast (train.precision=bf16), else nothing
     board: Board  # TensorBoard curves (rank 0, train.tensorboard)
-    threads: Threads = field(default_factory=lambda: FixedThreads(0))  # told each update's time
+    runtime: Runtime = field(default_factory=Runtime.untouched)  # threads told each update's time; signals
 
     @property
     def device(self) -> torch.device:
@@ -105,20 +103,20 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-def setup(cfg: Config, dist: distributed.Dist | None = None) -> Run:
+def setup(cfg: Config, dist: distributed.Dist | None = None, runtime: Runtime | None = None) -> Run:
     """A new run in ``cfg.run_dir``, or the one there continued (``train.resume``); refuses to overwrite a run
-    unless ``train.overwrite``. Nothing is written until the run is accepted."""
+    unless ``train.overwrite``. Nothing is written until the run is accepted. ``runtime``: the process-wide
+    settings to use (nmt.runtime); None installs ``train.threads``, the allocator settings and signal handlers,
+    as the command line does."""
     tc = cfg.train
     dist = dist or distributed.Dist(device=distributed.resolve_device(tc.device))
-    if tc.precision == Precision.bf16 and dist.device.type == "cpu":
-        no_shape_caches()
-        if not cpu_has_bf16():
-            log.warning("train.precision=bf16: this CPU has no native bf16 (AVX512-BF16 or AMX): expect it slower")
+    bf16 = tc.precision == Precision.bf16
+    if bf16 and dist.device.type == "cpu" and not cpu_has_bf16():
+        log.warning("train.precision=bf16: this CPU has no native bf16 (AVX512-BF16 or AMX): expect it slower")
     run_dir = Path(cfg.run_dir)
     resumed = _resumable(cfg, run_dir)
-    threads = configure_threads(tc.threads)
-    if dist.device.type == "cpu":
-        keep_freed_memory()  # no page faults on the same large tensors in every update (nmt.allocator)
+    runtime = runtime or Runtime.install(tc.threads)
+    runtime.prepare_training(dist.device, bf16)
     random.seed(tc.seed)
     torch.manual_seed(tc.seed)
     tok = resumed.tokenizer if resumed else None
@@ -132,7 +130,7 @@ def setup(cfg: Config, dist: distributed.Dist | None = None) -> Run:
     autocast = torch.autocast(dist.device.type, dtype=torch.bfloat16) if tc.precision == Precision.bf16 else None
     # the loss through DistributedDataParallel under torchrun (after loading, so every rank has the weights)
     run = Run(cfg, dist, run_dir, corpus, model, opt, batches, state, dist.wrap(model),
-              autocast or contextlib.nullcontext(), Board(run_dir, False), threads)
+              autocast or contextlib.nullcontext(), Board(run_dir, False), runtime)
     if dist.is_main:
         _write_run_files(run, fresh=resumed is None)
         run.board = Board(run_dir, tc.tensorboard, state.step)
@@ -150,7 +148,7 @@ def _resumable(cfg: Config, run_dir: Path) -> checkpoint.Checkpoint | None:
     if not last.exists():
         raise NMTError(f"train.resume=true but {last} does not exist")
     resumed = checkpoint.load(last)
-    checkpoint.check_compatible(resumed, cfg.model, cfg.data)
+    checkpoint.check_compatible(resumed.payload, cfg.model, cfg.data)
     return resumed
 
 

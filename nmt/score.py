@@ -11,7 +11,7 @@ import torch
 
 from nmt.config import ScoreConfig
 from nmt.data.batching import collate, token_batches
-from nmt.data.load import check_parallel, existing_file, read_lines
+from nmt.data.load import check_parallel, existing_file, read_lines, refuse_overwrite
 from nmt.errors import NMTError
 from nmt.threads import FixedThreads, Threads
 from nmt.threads import configure as configure_threads
@@ -29,7 +29,7 @@ def score_pairs(translator: Translator, src: Sequence[str], tgt: Sequence[str], 
     out: list[tuple[float, int]] = [(0.0, 0)] * len(src)
     s_len, t_len = [len(x) for x in s_ids], [len(y) for y in t_ids]
     for group in token_batches(s_len, t_len, batch_tokens, shuffle=False):
-        batch = collate([s_ids[i] for i in group], [t_ids[i] for i in group], group)
+        batch = collate([s_ids[i] for i in group], [t_ids[i] for i in group], group).to(translator.device)
         with threads.timed(sum(t_len[i] for i in group)):
             scores = translator.model.score(batch).tolist()
         for i, lp in zip(group, scores, strict=True):
@@ -82,8 +82,9 @@ def _rescore_nbest(translator: Translator, sc: ScoreConfig) -> list[str]:
 
 
 def run_score(sc: ScoreConfig) -> None:
+    refuse_overwrite(sc.output, {"src": sc.src, "tgt": sc.tgt, "tsv": sc.tsv, "nbest": sc.nbest})
     threads = configure_threads(sc.threads)
-    translator = Translator.open(sc.checkpoint)
+    translator = Translator.open(sc.checkpoint, device=sc.device)
     if sc.nbest:
         lines = _rescore_nbest(translator, sc)
     else:

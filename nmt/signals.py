@@ -10,13 +10,14 @@ class StopRequest:
     """Context manager: SIGINT/SIGTERM set ``signal_name``, which the training loop checks between updates.
 
     A second signal while the first is pending raises KeyboardInterrupt at once. Outside the main thread
-    (where handlers cannot be installed) it does nothing.
+    (where handlers cannot be installed), or not ``enabled`` (nmt.runtime), it does nothing.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self.signal_name: str | None = None
+        self.enabled = enabled
         self._old: dict = {}
 
     def _handle(self, signum: int, frame) -> None:
@@ -25,7 +26,7 @@ class StopRequest:
         self.signal_name = signal.Signals(signum).name
 
     def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
+        if self.enabled and threading.current_thread() is threading.main_thread():
             self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 

@@ -26,19 +26,20 @@ from nmt.model.base import n_params
 from nmt.optim import learning_rate
 from nmt.progress import Progress
 from nmt.run import Run, TrainState, setup
+from nmt.runtime import Runtime
 from nmt.signals import StopRequest
 from nmt.validate import validate
 
 log = logging.getLogger("nmt.train")
 
 
-def train(cfg: Config) -> TrainState:
-    """Train (or resume) a model as configured; returns the final training state.
+def train(cfg: Config, runtime: Runtime | None = None) -> TrainState:
+    """Train (or resume) a model as configured; returns the final training state. ``runtime``: see nmt.run.setup.
 
     Under torchrun, each process joins the process group here and trains its share (nmt.distributed).
     """
     with distributed.session(cfg.train.device, cfg.train.dist_backend) as dist:
-        return fit(setup(cfg, dist))
+        return fit(setup(cfg, dist, runtime))
 
 
 def fit(run: Run) -> TrainState:
@@ -52,7 +53,7 @@ def fit(run: Run) -> TrainState:
     started = time.monotonic() - s.elapsed_s  # the clock: wall time of this and earlier processes
     reason = "max_steps" if tc.max_steps > 0 and s.step >= tc.max_steps else None  # a finished run: no update
     run.model.train()
-    with StopRequest() as stop:
+    with StopRequest(enabled=run.runtime.signals) as stop:
         if reason is None and s.step > 0 and s.step % tc.eval_every == 0 and not s.validated_now():
             # resumed after a signal stopped the run just before a validation: do it now, as an uninterrupted
             # run did (it moves the schedule and early stopping)
@@ -99,7 +100,7 @@ def run_epoch(run: Run, stop: StopRequest, progress: Progress, started: float) -
     batches = run.batches.epoch(s.epoch)
     while s.batch_in_epoch + dist.world_size <= len(batches):
         batch = run.batches.make(batches[s.batch_in_epoch + dist.rank]).to(run.device)
-        with run.threads.timed(batch.n_tgt_tokens):  # train.threads=auto measures updates, not validations
+        with run.runtime.threads.timed(batch.n_tgt_tokens):  # train.threads=auto measures updates, not validations
             done = update(run, batch)
         s.batch_in_epoch += dist.world_size
         s.elapsed_s = time.monotonic() - started

@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nmt.config import TranslateConfig
-from nmt.data.load import decode_lines, existing_file, read_lines, resolve_path
+from nmt.data.load import decode_lines, existing_file, read_lines, refuse_overwrite, resolve_path
 from nmt.threads import configure as configure_threads
 from nmt.translate import Translator, chunks
 
@@ -61,8 +61,9 @@ def _lines(tc: TranslateConfig) -> tuple[Iterable[str], int | None]:
 
 def run_translate(tc: TranslateConfig) -> None:
     """Translate ``tc.input`` to ``tc.output`` with the model in ``tc.checkpoint``."""
+    refuse_overwrite(tc.output, {"input": tc.input, "checkpoint": tc.checkpoint})
     threads = configure_threads(tc.threads)
-    translator = Translator.open(tc.checkpoint, tc.quantize)
+    translator = Translator.open(tc.checkpoint, tc.quantize, tc.device)
     if tc.input == "-" and sys.stdin.isatty():
         _interactive(translator, tc)
         return

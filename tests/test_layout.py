@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nmt"
-MAX_FILE_LINES, MAX_FUNCTION_LINES = 300, 40
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 300, 50
 # the core that translate.py and the verbs build on: none of it may import nmt.translate
 BELOW_TRANSLATE = ("nmt.model", "nmt.data", "nmt.search", "nmt.train", "nmt.run", "nmt.validate", "nmt.checkpoint",
                    "nmt.config", "nmt.choices", "nmt.optim", "nmt.progress", "nmt.quantize", "nmt.distributed",

@@ -18,7 +18,7 @@ from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
 from nmt.model.cho2014 import RNNEncoderDecoder
-from nmt.model.contract import Decodable, Step
+from nmt.model.contract import Step
 from nmt.search import beam_search, greedy, length_penalty, max_lengths
 
 

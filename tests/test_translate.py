@@ -45,7 +45,7 @@ def test_one_line_out_per_line_in_and_order_kept(run: Path, method: str) -> None
 
 def test_checkpoints_list_the_target_pieces_and_search_scores_only_them(run: Path, tmp_path: Path) -> None:
     """Training stores the pieces seen on the target side (a joint vocabulary has source-only ones), the
-    translator restricts its search to them; an ensemble, whose members may have seen other pieces, does not."""
+    translator restricts its search to them; the members of an ensemble score the union of the pieces they saw."""
     seen = {p for line in (run.parent / "corpus" / "train.yy").read_text().splitlines()
             for p in Translator.open(str(run)).tokenizer.encode_tgt([line])[0]}
     for name in ("best.pt", "last.pt", "step-20.pt"):
@@ -58,7 +58,9 @@ def test_checkpoints_list_the_target_pieces_and_search_scores_only_them(run: Pat
     for mine, whole in zip(decode_best(t.model, ids, dc), decode_best(full.model, ids, dc), strict=True):
         assert set(mine) <= seen
         assert mine == whole or not set(whole) <= seen  # the argmax differs only where it was a left-out piece
-    assert Translator.open(f"[{run / 'best.pt'},{run / 'step-20.pt'}]").model.members[0].output_ids is None
+    ensemble = Translator.open(f"[{run / 'best.pt'},{run / 'step-20.pt'}]").model
+    assert all(set(m.output_ids.tolist()) == seen | {0, 1, 2, 3} for m in ensemble.members)
+    assert torch.equal(ensemble.columns, t.model.columns)
 
 
 def test_a_checkpoint_with_damaged_target_pieces_is_named(run: Path, tmp_path: Path) -> None:

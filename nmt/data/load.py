@@ -45,6 +45,25 @@ def existing_file(path: str, what: str) -> Path:
     return p
 
 
+def refuse_overwrite(output: str | None, inputs: dict[str, str | None], key: str = "output") -> None:
+    """Refuse an ``output`` path (config key ``key``) that names one of the ``inputs`` (config key -> path), also
+    through another spelling, a symlink or a hard link: opening it for writing would empty the input. Call it
+    before anything is opened or loaded. ``-`` (stdout, stdin) and unset paths never clash."""
+    if not output or output == "-":
+        return
+    out = resolve_path(output)
+    for name, path in inputs.items():
+        if path and path != "-" and _same_file(out, resolve_path(path)):
+            raise NMTError(f"{key}={output} would overwrite {name} ({out.resolve()}): give another {key}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # the same inode: hard links and symlinks too
+    except OSError:  # one does not exist (yet): only the spelling can make them one
+        return a.resolve() == b.resolve()
+
+
 def find_text_file(folder: Path, stem: str) -> Path:
     """``folder/stem`` or ``folder/stem.gz``, whichever exists; the error names both."""
     for candidate in (folder / stem, folder / f"{stem}.gz"):

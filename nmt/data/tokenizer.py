@@ -11,6 +11,7 @@ import itertools
 import json
 import logging
 import random
+import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -105,8 +106,23 @@ def _train_one(sentences: Iterable[str], n: int, cfg: DataConfig, vocab_size: in
             num_threads=2,
         )
     except RuntimeError as err:
-        raise NMTError(f"sentencepiece training failed: {err} (try a smaller data.vocab_size)") from None
+        raise _training_error(str(err), vocab_size) from None
     return buf.getvalue()
+
+
+def _training_error(message: str, vocab_size: int) -> NMTError:
+    """Sentencepiece's failed assertion (``INTERNAL: src/x.cc(N) [condition] text``) as one line that says what
+    the corpus allows and which key to set."""
+    text = re.sub(r"^\w+: \S+\(\d+\) \[.*?\] ", "", message.strip().splitlines()[0] if message.strip() else "")
+    asked = f"data.vocab_size={vocab_size}"
+    if high := re.search(r"too high \(\d+\)\. Please set it to a value <= (\d+)", text):
+        return NMTError(f"{asked} is too large for this corpus: sentencepiece can make at most {high[1]} pieces "
+                        f"of it; set data.vocab_size={high[1]} or less")
+    if low := re.search(r"smaller than required_chars\. \d+ vs (\d+)", text):
+        return NMTError(f"{asked} is too small for this corpus: sentencepiece needs at least {low[1]} pieces "
+                        f"(its characters and the 4 special pieces); set data.vocab_size={low[1]} or more, "
+                        "or lower data.character_coverage")
+    return NMTError(f"sentencepiece training failed with {asked}: {text or 'no message'}")
 
 
 def cache_key(src_texts: Iterable[str], tgt_texts: Iterable[str], cfg: DataConfig) -> str:

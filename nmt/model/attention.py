@@ -53,9 +53,8 @@ class AdditiveAttention(nn.Module):
 class RecomputedEnergy(torch.autograd.Function):
     """``e = v_a^T tanh(keys + W_a s)`` that keeps nothing of size (B, S, A) for the backward pass, and computes
     the tanh again there. Training otherwise keeps one such tensor per decoder step, the largest activation of an
-    update (a 107-sentence batch of 37 source and 25 target pieces holds 200 MB of them); the cost is one more add
-    and tanh per step in the backward pass. Used in training; under bf16 autocast it runs in bf16, as autocast's
-    own products would."""
+    update (docs/benchmarks.md has the sizes); the cost is one more add and tanh per step in the backward pass.
+    Used in training; under bf16 autocast it runs in bf16, as autocast's own products would."""
 
     @staticmethod
     def forward(ctx, keys: Tensor, wq: Tensor, v: Tensor) -> Tensor:

@@ -116,15 +116,14 @@ class TranslationModel(nn.Module):
     def restrict_output(self, ids: Tensor | None) -> None:
         """Let search score only the target pieces ``ids`` (V',), e.g. those seen on the target side in training.
 
-        ``step`` then returns (B, V') scores, column j standing for piece ``output_ids[j]``; the
-        special pieces (ids 0-3) are always kept, in columns 0-3. The search layer (``decoder.out_search``) holds
-        a copy of those rows of the output layer and one more row for the pieces left out: their mean weights,
-        with log(number left out) added to their mean bias, so that the softmax still counts their probability
-        mass. That mass is not small after label smoothing (about 5% for a Multi30k model trained with 0.1), but
-        the left-out rows are alike (they only ever learn the same thing: be improbable), so the one row
-        stands for them: log-partition off by under 1e-5 there. The loss and ``score`` keep the whole layer.
-        None: the whole vocabulary again. For a model that only decodes (nmt.translate.Translator): training
-        changes ``decoder.out`` and not its copy.
+        ``step`` then returns (B, V') scores over :attr:`columns` (the special pieces always among them). The search
+        layer (``decoder.out_search``) holds a copy of those rows of the output layer and one more row for the
+        pieces left out: their mean weights, with log(number left out) added to their mean bias, so that the
+        softmax still counts their probability mass. That mass is not small after label smoothing, but the
+        left-out rows are alike (they only ever learn the same thing: be improbable), so the one row stands for
+        them (docs/benchmarks.md: the log-partition error). The loss and ``score`` keep the whole layer. None: the
+        whole vocabulary again. For a model whose weights are final (it only decodes: nmt.translate.Translator):
+        training changes ``decoder.out`` and not its copy, nor the decoder's previous-word table.
         """
         if ids is None:
             self.output_ids = None

@@ -1,12 +1,12 @@
-"""The output layer and the cross-entropy in one pass over row chunks (:func:`output_cross_entropy`), so that
-training never holds the (N, V) logits whole. Autograd keeps three such tensors at once (the logits, their
-log-softmax for the backward pass, and its gradient): about 120 MB each at the spec's batch of 3,800 target pieces
-and 8,000 pieces of vocabulary, the largest tensors of an update. Here each chunk's logits give the loss and, from
-the same softmax, the gradients of the features, the weights and the bias at once; the backward pass only scales
-them. The result and the gradients equal ``F.cross_entropy(F.linear(f, W, b), y, reduction="sum",
-label_smoothing=eps)`` up to float rounding. Under bf16 autocast the products run in bf16, as autocast's own
-``F.linear`` would, and the softmax and the loss in fp32, as its ``F.cross_entropy`` would; the weights' gradient
-is summed over the chunks in fp32. Letters: N target positions, M features, V vocabulary, C chunk rows.
+"""The output layer and the cross-entropy in one pass over row chunks (:func:`output_cross_entropy`), so that training
+never holds the (N, V) logits whole. Autograd keeps three such tensors at once (the logits, their log-softmax for
+the backward pass, and its gradient), the largest tensors of an update (docs/benchmarks.md). Here each chunk's
+logits give the loss and, from the same softmax, the gradients of the features, the weights and the bias at once;
+the backward pass only scales them. The result and the gradients equal ``F.cross_entropy(F.linear(f, W, b), y,
+reduction="sum", label_smoothing=eps)`` up to float rounding. Under bf16 autocast the products run in bf16, as
+autocast's own ``F.linear`` would, and the softmax and the loss in fp32, as its ``F.cross_entropy`` would; the
+weights' gradient is summed over the chunks in fp32. Letters: N target positions, M features, V vocabulary, C chunk
+rows.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nmt.choices import PlotKind
-from nmt.config import DataConfig, PlotConfig
-from nmt.data.load import load_split, read_lines, resolve_path
+from nmt.config import PlotConfig
+from nmt.data.load import load_split, read_lines, refuse_overwrite, resolve_path
 from nmt.errors import NMTError
 from nmt.plot import attention, curves, gates, gradients, representations
 from nmt.plot.common import plt, save
@@ -26,17 +26,18 @@ def _sentence(pc: PlotConfig) -> str:
 def _gradients(pc: PlotConfig) -> tuple[plt.Figure, Path]:
     """The gradient-by-distance picture of every run in ``pc.run``, on the first run's first dev sentences."""
     paths = [resolve_path(p) for p in checkpoint_paths(pc.run)]
-    translators = [Translator.load(str(p)) for p in paths]
-    dev = load_split(DataConfig.from_dict(translators[0].config["data"]), "dev")
+    translators = [Translator.open(str(p), device="cpu") for p in paths]
+    dev = load_split(translators[0].config.data, "dev")
     n = min(pc.max_phrases, len(dev))
     src, tgt = list(dev["src"][:n]), list(dev["tgt"][:n])
-    curves = {f"{p.name if p.is_dir() else p.stem} ({t.model.cfg.cell_type})":
+    curves = {f"{p.name if p.is_dir() else p.stem} ({t.config.model.cell_type})":
               gradients.gradient_by_distance(t, src, tgt) for p, t in zip(paths, translators, strict=True)}
     return gradients.draw(curves), _run_dir(paths[0]) / "plots" / "gradients.png"
 
 
 def run_plot(pc: PlotConfig) -> Path:
     """Compute and write the picture ``pc.kind``; prints and returns its path."""
+    refuse_overwrite(pc.output, {"run": pc.run, "input": pc.input})
     if pc.kind == PlotKind.gradients:
         fig, default = _gradients(pc)
         path = save(fig, resolve_path(pc.output) if pc.output else default)
@@ -50,7 +51,7 @@ def run_plot(pc: PlotConfig) -> Path:
         metrics = run if run.suffix == ".jsonl" else _run_dir(run) / "metrics.jsonl"
         fig = curves.draw(curves.read_metrics(metrics))
     else:
-        translator = Translator.load(str(run))
+        translator = Translator.open(pc.run, device="cpu")  # a checkpoint, a run or an ensemble [a,b]
         if pc.kind == PlotKind.attention:
             fig = attention.draw(*attention.attention_matrix(translator, _sentence(pc), pc.decode))
         elif pc.kind == PlotKind.gates:
