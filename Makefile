@@ -30,7 +30,7 @@ train-ddp: $(STAMP) ## data-parallel training on NPROC processes of this machine
 	torchrun --standalone --nproc_per_node=$(NPROC) -m nmt train $(ARGS)
 
 gpu-check: $(STAMP) ## on a GPU machine: Multi30k updates and test decoding on GPU and CPU, speeds, curves compared (~4 min)
-	$(PYTHON) -m nmt.gpu_check $(ARGS)
+	$(PYTHON) -m nmt.bench.gpu_check $(ARGS)
 
 RUN ?= runs/bible-es-en-small
 EXAMPLES := "En el principio creó Dios los cielos y la tierra." "Y dijo Dios: Sea la luz: y fué la luz." \
@@ -68,14 +68,14 @@ bench: $(STAMP) ## measure training/decoding speed, FLOP/s vs the matmul ceiling
 
 PEERS ?= ../shared/bench
 bench-peers: $(STAMP) ## training speed beside JoeyNMT and OpenNMT-py, back to back (PEERS=folder of their harnesses)
-	$(PYTHON) -m nmt.peers --peers $(PEERS) $(ARGS)
+	$(PYTHON) -m nmt.bench.peers --peers $(PEERS) $(ARGS)
 
 SERVE_RUN ?= runs/multi30k-de-en-rnnsearch
 serve: $(STAMP) ## serve RUN over HTTP (API, page with attention and gates) at http://127.0.0.1:8000/
 	nmt serve checkpoint=$(RUN) $(ARGS)
 
 bench-serve: $(STAMP) ## nmt serve under load (32 clients, 2,000 requests) against offline translation (SERVE_RUN=run)
-	$(PYTHON) -m nmt.serve.loadtest --checkpoint $(SERVE_RUN) $(ARGS)
+	$(PYTHON) -m nmt.bench.serve_load --checkpoint $(SERVE_RUN) $(ARGS)
 
 test: $(STAMP) ## run the fast test suite (a few minutes on 2 cores)
 	$(PYTHON) -m pytest -q

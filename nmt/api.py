@@ -3,7 +3,7 @@ from overrides, as the command line takes them, and train it.
 
 Nothing here changes process-wide state (torch's thread count, the allocator, signal handlers, environment
 variables): the command line sets those up, and :func:`train` does so only when handed
-``runtime=Runtime.install(...)`` (nmt.runtime). ``import nmt`` exposes these names.
+``runtime=Runtime.install(...)`` (nmt.runtime.process). ``import nmt`` exposes these names.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from nmt.config import Config, DecodeConfig
-from nmt.runtime import Runtime
-from nmt.translate import Translator
+from nmt.decoding.translate import Translator
+from nmt.runtime.process import Runtime
 
 __all__ = ["Model", "Runtime", "TrainResult", "Translation", "compose", "load", "train"]
 
@@ -62,7 +62,7 @@ class Model:
         if dc.n_best == 1:
             out: list[Any] = self.translator.translate(lines, dc, max_input_len=max_input_len)
         else:
-            from nmt.search import decode_all
+            from nmt.decoding.search import decode_all
 
             ids = self.translator.encode(lines, max_input_len)
             out = [[Translation(t, h.logprob, h.score) for t, h in zip(self._texts(hyps), hyps, strict=True)]
@@ -74,7 +74,7 @@ class Model:
 
     def score(self, sources: Sequence[str], targets: Sequence[str], batch_tokens: int = 4096) -> list[float]:
         """log p(target | source) of each pair, summed over the target's pieces and EOS (Cho et al. 2014)."""
-        from nmt.score import score_pairs
+        from nmt.evaluation.score import score_pairs
 
         if len(sources) != len(targets):
             raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
@@ -114,7 +114,7 @@ def compose(*overrides: str) -> Config:
     would use (``runs/<name>`` in the current folder). Bad keys and values raise nmt.errors.NMTError."""
     from omegaconf import OmegaConf
 
-    from nmt import cli
+    from nmt.cli import main as cli
 
     argv = cli.prepare_argv("train", list(overrides), Config)
     composed = cli.check_overrides("train", argv)
@@ -143,7 +143,7 @@ def train(cfg: Config, *, runtime: Runtime | None = None) -> TrainResult:
     process-wide settings to use; by default none is changed (torch's threads stay as they are, no signal
     handlers: interrupt with KeyboardInterrupt). ``Runtime.install(cfg.train.threads)`` does what the command line
     does."""
-    from nmt.train import train as train_run
+    from nmt.training.train import train as train_run
 
     state = train_run(cfg, runtime or Runtime.untouched())
     run_dir = Path(cfg.run_dir)

@@ -125,7 +125,7 @@ class TrainConfig(Checked):
     section: ClassVar[str] = "train"
 
     seed: int = 1234
-    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts, nmt.threads) | N | 0: default
+    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
     device: Device = Device.auto  # auto (a GPU when visible, else CPU) | cpu | cuda; under torchrun: cuda:LOCAL_RANK
     precision: Precision = Precision.fp32  # fp32 | bf16 (training forward autocast: GPU, CPU with AVX512-BF16/AMX)
     dist_backend: DistBackend = DistBackend.auto  # torchrun runs: auto (nccl on GPUs, gloo on CPUs) | nccl | gloo
@@ -208,7 +208,7 @@ class TranslateConfig(Checked):
     input: str = "-"  # a text file, one sentence per line; "-" reads stdin
     output: str = "-"  # where translations go, one line per input line; "-" writes stdout
     max_input_len: int = 250  # source pieces kept per line; longer lines are truncated with a warning
-    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts, nmt.threads) | N | 0: default
+    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
     device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N
     quantize: Quantize = Quantize.none  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
@@ -228,7 +228,7 @@ class EvaluateConfig(Checked):
     lowercase: bool = False  # case-insensitive BLEU, comparable with published lowercased scores
     out_dir: str | None = None  # hypotheses and report.json; default: <run directory>/eval
     max_input_len: int = 250  # source pieces kept per line
-    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts, nmt.threads) | N | 0: default
+    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
     device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N
     quantize: Quantize = Quantize.none  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
@@ -248,7 +248,7 @@ class ScoreConfig(Checked):
     weight: float = 1.0  # weight of the model score when reranking
     output: str = "-"  # "-": stdout
     batch_tokens: int = 4096  # pieces per scoring batch
-    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts, nmt.threads) | N | 0: default
+    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
     device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N
 
 
@@ -283,7 +283,7 @@ class BenchConfig(Checked):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    threads: str = checked("2", check_setting)  # torch intra-op threads for every measurement (auto: nmt.threads)
+    threads: str = checked("2", check_setting)  # torch threads for every measurement (auto: nmt.runtime.threads)
     ceiling_size: int = 2048  # n of the n x n x n matmul that gives the large-size ceiling
     warmup: int = 20  # training updates before the measured window
     measure: int = 100  # training updates measured

@@ -17,15 +17,15 @@ import pytest
 from test_cli import last_line, nmt
 from test_train import _config
 
-from nmt import evaluate as evaluate_mod
-from nmt.cli import main
+from nmt.cli.main import main
+from nmt.cli.translate import run_translate
 from nmt.config import DataConfig, DecodeConfig, EvaluateConfig, ScoreConfig, TranslateConfig
 from nmt.data.load import decode_lines, load_table
 from nmt.data.prepare import prepare
+from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
-from nmt.train import train
-from nmt.translate import Translator
-from nmt.translate_cli import run_translate
+from nmt.evaluation import evaluate as evaluate_mod
+from nmt.training.train import train
 
 
 def tiny_run(folder: Path, corpus_writer) -> Path:
@@ -191,7 +191,7 @@ def test_nonexistent_checkpoint(command: str, tmp_path: Path, tiny_data_cfg: Dat
         if command == "evaluate":
             evaluate_mod.evaluate(EvaluateConfig(checkpoint=str(missing)))
         elif command == "score":
-            from nmt.score import run_score
+            from nmt.evaluation.score import run_score
 
             run_score(ScoreConfig(checkpoint=str(missing / "best.pt"), src="a", tgt="b"))
         else:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from test_cli import nmt, train_args
 
-from nmt import bench
+from nmt.bench import run as bench
+from nmt.bench.contention import busy_neighbour, settings
 from nmt.config import BenchConfig, TrainConfig
-from nmt.contention import busy_neighbour, settings
 
 TINY = ["data=files", "data.local_dir=null", "data.src_lang=xx", "data.tgt_lang=yy", "data.vocab_size=40",
         "model.emb_dim=8", "model.hidden_dim=16", "model.maxout_dim=6", "model.attention_dim=8",

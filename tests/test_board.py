@@ -1,5 +1,5 @@
-"""Tests for :mod:`nmt.board`: a training run's TensorBoard curves agree with its metrics file, and an attention
-model's validations carry the attention picture."""
+"""Tests for :mod:`nmt.training.board`: a training run's TensorBoard curves agree with its metrics file, and an
+attention model's validations carry the attention picture."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
-from nmt.train import train
+from nmt.training.train import train
 
 
 def _events(run_dir: Path):

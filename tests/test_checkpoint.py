@@ -155,7 +155,7 @@ def test_failure_mid_write_keeps_previous_checkpoint(tmp_path: Path, payload: di
 
 
 def test_average_is_the_mean_and_refuses_other_models(tmp_path: Path) -> None:
-    from nmt.average import average_checkpoints
+    from nmt.training.average import average_checkpoints
 
     t = torch
 
@@ -191,8 +191,8 @@ def _format1(arch: str, where: Path) -> Path:
 @pytest.mark.parametrize("arch", ["cho2014", "rnnsearch"])
 def test_format_1_checkpoint_loads_and_computes_what_it_computed_then(arch: str, tmp_path: Path) -> None:
     from nmt.config import DecodeConfig
-    from nmt.score import score_pairs
-    from nmt.translate import Translator
+    from nmt.decoding.translate import Translator
+    from nmt.evaluation.score import score_pairs
 
     path = _format1(arch, tmp_path)
     assert torch.load(path, weights_only=True)["format"] == "nmt-checkpoint-1"
@@ -208,7 +208,7 @@ def test_format_1_last_pt_resumes(tiny_data_cfg, tmp_path: Path) -> None:
     from dataclasses import replace
 
     from nmt.config import Config, ModelConfig, TrainConfig
-    from nmt.train import train
+    from nmt.training.train import train
 
     run_dir = tmp_path / "run"
     old = torch.load(_format1("rnnsearch", run_dir), weights_only=True)

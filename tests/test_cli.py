@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from nmt import checkpoint
-from nmt.cli import CONF_DIR, register_configs
+from nmt.cli.main import CONF_DIR, register_configs
 from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
 from nmt.data.load import load_split
 from nmt.data.prepare import prepare

@@ -1,4 +1,4 @@
-"""Tests for :mod:`nmt.cli_args` and :mod:`nmt.cli_help`, and the command line a new user meets: any file name,
+"""Tests for :mod:`nmt.cli.args` and :mod:`nmt.cli.help`, and the command line a new user meets: any file name,
 short flags, --version, per-command help, shell completion, a --multirun typo."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from test_cli import _env, last_line, nmt
 
-from nmt.cli import main
-from nmt.cli_args import prepare_argv, string_keys
+from nmt.cli.args import prepare_argv, string_keys
+from nmt.cli.main import main
 from nmt.config import Config, DataConfig, ModelConfig, PlotConfig, TrainConfig, TranslateConfig
 
 # names a shell passes without trouble and Hydra's override grammar does not: parentheses, commas, equals signs,
@@ -38,7 +38,7 @@ def test_values_are_quoted_and_short_flags_expanded() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, corpus_writer) -> Path:
-    from nmt.train import train
+    from nmt.training.train import train
 
     tmp = tmp_path_factory.mktemp("awkward")
     data = replace(DataConfig(), name="tiny", format="text", path=str(corpus_writer(tmp / "corpus")), src_lang="xx",

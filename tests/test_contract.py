@@ -8,13 +8,13 @@ import torch
 from helpers import V_S, V_T, model_cfg, random_batch
 
 from nmt.data.tokenizer import BOS, EOS, PAD
-from nmt.device import inference_device
-from nmt.ensemble import Ensemble, restrict_members
+from nmt.decoding.device import inference_device
+from nmt.decoding.ensemble import Ensemble, restrict_members
+from nmt.decoding.quantize import quantize
+from nmt.decoding.search import beam_search, greedy, max_lengths
 from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.model.contract import Decodable, Scorer, Step
-from nmt.quantize import quantize
-from nmt.search import beam_search, greedy, max_lengths
 
 KINDS = [(arch, cell) for arch in ("cho2014", "rnnsearch")
          for cell in ({}, {"cell": "equations"}, {"cell_type": "lstm"}, {"cell_type": "elman"})]

@@ -1,4 +1,4 @@
-"""Data-parallel training (nmt.distributed): device and backend choice, and the DDP equivalence under torchrun.
+"""Data-parallel training (nmt.training.distributed): device and backend choice, and the DDP equivalence under torchrun.
 
 The equivalence test runs ``torchrun --nproc_per_node=2 -m nmt train`` with the gloo backend on the CPU and
 checks that its weights equal those of one process whose every update sees the union of the two ranks' batches.
@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from nmt import checkpoint, distributed
-from nmt.allocator import IDEEP_CACHE, NO_SHAPE_CACHES, ONEDNN_CACHE, no_shape_caches
+from nmt import checkpoint
 from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
 from nmt.errors import NMTError
-from nmt.run import setup
-from nmt.train import fit
+from nmt.runtime.allocator import IDEEP_CACHE, NO_SHAPE_CACHES, ONEDNN_CACHE, no_shape_caches
+from nmt.training import distributed
+from nmt.training.run import setup
+from nmt.training.train import fit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 needs_dist = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -88,7 +89,7 @@ def test_bf16_on_cpu_trains_like_fp32(tiny_data_cfg: DataConfig, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """train.precision=bf16 on the CPU: the forward runs in bf16 (a weight's product comes out in bf16), the
     weights, gradients and optimizer stay fp32, and the loss falls about as far as in fp32 from the same start.
-    oneDNN's and ideep's per-shape caches are switched off (nmt.allocator), unless the user set them."""
+    oneDNN's and ideep's per-shape caches are switched off (nmt.runtime.allocator), unless the user set them."""
     for name in NO_SHAPE_CACHES:
         monkeypatch.setenv(name, "unset below")
         monkeypatch.delenv(name)  # restored to what it was after the test
@@ -124,7 +125,7 @@ def test_a_primitive_cache_size_the_user_chose_is_kept(monkeypatch: pytest.Monke
 
 def test_bf16_on_a_cpu_without_it_warns(tiny_data_cfg: DataConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr("nmt.run.cpu_has_bf16", lambda: False)
+    monkeypatch.setattr("nmt.training.run.cpu_has_bf16", lambda: False)
     for name, value in NO_SHAPE_CACHES.items():
         monkeypatch.setenv(name, value)  # what setup would set, undone after the test
     cfg = Config(data=tiny_data_cfg, train=replace(TrainConfig(), device="cpu", precision="bf16", tensorboard=False),

@@ -1,4 +1,4 @@
-"""Tests for :mod:`nmt.ensemble`: an ensemble of one is that model, of two identical models either of them;
+"""Tests for :mod:`nmt.decoding.ensemble`: an ensemble of one is that model, of two identical models either of them;
 members of both architectures combine; members with other vocabularies are refused in one line."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from helpers import V_S, V_T, model_cfg, random_batch, tiny_model
 from test_cli import nmt
 
 from nmt.config import Config, DataConfig, DecodeConfig, ModelConfig, TrainConfig
-from nmt.ensemble import Ensemble
+from nmt.decoding.ensemble import Ensemble
+from nmt.decoding.search import beam_search, greedy, max_lengths
+from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
 from nmt.model import build_model
-from nmt.search import beam_search, greedy, max_lengths
-from nmt.train import train
-from nmt.translate import Translator
+from nmt.training.train import train
 
 
 def _decode(model, b) -> tuple[list, list]:

@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_bad_input import tiny_run
 
+from nmt.cli.translate import run_translate
 from nmt.config import DecodeConfig, TranslateConfig
 from nmt.data.load import check_parallel, check_tsv, decode_lines, read_lines
+from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
-from nmt.translate import Translator
-from nmt.translate_cli import run_translate
 
 FAST = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,4 +1,4 @@
-"""nmt/gpu_check.py (``make gpu-check``): its verdict on loss curves, and its clear failure without a GPU."""
+"""nmt/bench/gpu_check.py (``make gpu-check``): its verdict on loss curves, and its clear failure without a GPU."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nmt import gpu_check
+from nmt.bench import gpu_check
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ def test_compare_flags_windows_beyond_tolerance() -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible: the check would run")
 def test_without_gpu_it_stops_with_one_line() -> None:
-    out = subprocess.run([sys.executable, "-m", "nmt.gpu_check", "--steps", "2"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "nmt.bench.gpu_check", "--steps", "2"], capture_output=True, text=True,
                          timeout=120, cwd=REPO_ROOT)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "no CUDA GPU is visible" in out.stderr

@@ -1,5 +1,5 @@
-"""The shape of the package, as invariants: small files and functions, no import cycles, and the layers in
-order (nothing below the user-facing translate layer imports it)."""
+"""The shape of the package, as invariants: small files and functions, no import cycles, and the packages in
+layers (LAYERS): nothing imports from a layer above its own."""
 
 from __future__ import annotations
 
@@ -10,10 +10,18 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nmt"
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 300, 50
-# the core that translate.py and the verbs build on: none of it may import nmt.translate
-BELOW_TRANSLATE = ("nmt.model", "nmt.data", "nmt.search", "nmt.train", "nmt.run", "nmt.validate", "nmt.checkpoint",
-                   "nmt.config", "nmt.choices", "nmt.optim", "nmt.progress", "nmt.quantize", "nmt.distributed",
-                   "nmt.ensemble", "nmt.board", "nmt.metrics", "nmt.resources")
+# the packages by layer, lowest first: a module imports only from its own layer and those below it (README, Layout)
+LAYERS = [("nmt.errors", "nmt.choices", "nmt.resources"), ("nmt.config",), ("nmt.data",), ("nmt.model",),
+          ("nmt.checkpoint", "nmt.runtime"), ("nmt.decoding",), ("nmt.evaluation", "nmt.training"),
+          ("nmt.plot", "nmt.serve"), ("nmt.api", "nmt.bench", "nmt.cli")]
+TOP = ("nmt", "nmt.__main__")  # the package itself (which exports nmt.api lazily) and ``python -m nmt``
+
+
+def _layer(name: str) -> int | None:
+    for i, layer in enumerate(LAYERS):
+        if any(name == p or name.startswith(p + ".") for p in layer):
+            return i
+    return None
 
 
 def _modules() -> dict[str, Path]:
@@ -70,11 +78,13 @@ def test_no_import_cycles() -> None:
         visit(name, [])
 
 
-def test_nothing_below_translate_imports_it() -> None:
+def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_ones() -> None:
     modules = _modules()
-    offenders = [f"{name} imports nmt.translate" for name, path in modules.items()
-                 if name.startswith(BELOW_TRANSLATE) and "nmt.translate" in _imports(name, path, set(modules))]
-    assert not offenders
+    assert [name for name in modules if name not in TOP and _layer(name) is None] == []
+    upward = [f"{name} (layer {_layer(name)}) imports {dep} (layer {_layer(dep)})"
+              for name, path in modules.items() if name not in TOP
+              for dep in sorted(_imports(name, path, set(modules))) if (_layer(dep) or 0) > _layer(name)]
+    assert upward == []
 
 
 def test_every_subpackage_goes_into_the_wheel() -> None:

@@ -1,10 +1,10 @@
-"""Tests for :mod:`nmt.metrics`: lowercased BLEU and the paired bootstrap comparison on toy systems."""
+"""Tests for :mod:`nmt.evaluation.metrics`: lowercased BLEU and the paired bootstrap comparison on toy systems."""
 
 from __future__ import annotations
 
 import random
 
-from nmt.metrics import corpus_scores, paired_bootstrap
+from nmt.evaluation.metrics import corpus_scores, paired_bootstrap
 
 WORDS = "the a cat dog sat ran on under mat rug big small red".split()
 

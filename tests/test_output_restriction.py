@@ -13,10 +13,10 @@ from nmt.config import ModelConfig
 from nmt.data.batching import collate
 from nmt.data.prepare import Corpus
 from nmt.data.tokenizer import EOS
+from nmt.decoding.quantize import quantize
+from nmt.decoding.search import beam_search, greedy, max_lengths
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
-from nmt.quantize import quantize
-from nmt.search import beam_search, greedy, max_lengths
 
 V_S, V_T = 23, 30
 KEPT = torch.tensor([5, 7, 8, 11, 12, 13, 17, 20, 21, 26])  # the specials 0-3 are added by restrict_output

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_bad_input import tiny_run
 
-from nmt.cli import main
+from nmt.cli.main import main
 from nmt.data.load import refuse_overwrite
 from nmt.errors import NMTError
 

@@ -1,4 +1,4 @@
-"""`python -m nmt.peers`: the legs run with the same window and threads, their figures are read back, and the
+"""`python -m nmt.bench.peers`: the legs run with the same window and threads, their figures are read back, and the
 table's ratios compare each peer with its matched nmt leg. The harnesses are stand-ins here (the real ones install
 their own environments and train for minutes)."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nmt import peers
+from nmt.bench import peers
 
 STATS = {"trg_tok_per_s": 1000.0, "s_per_step": 2.5, "mean_trg_tok_per_batch": 2500.0, "params": {"total": 12345}}
 

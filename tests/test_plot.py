@@ -11,11 +11,11 @@ import torch
 from test_cli import last_line, nmt, train_args
 
 from nmt.config import DecodeConfig, PlotConfig
+from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
 from nmt.model.rnn import run_rnn
 from nmt.plot import attention, curves, gates, representations
 from nmt.plot.run import run_plot
-from nmt.translate import Translator
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = ["model.emb_dim=8", "model.hidden_dim=16", "model.maxout_dim=6", "model.attention_dim=8",
@@ -128,7 +128,7 @@ def test_gradients_by_distance_for_three_units(tiny_data_cfg, tmp_path: Path) ->
 
     from nmt.config import Config, ModelConfig, TrainConfig
     from nmt.plot.gradients import gradient_by_distance
-    from nmt.train import train
+    from nmt.training.train import train
 
     tc = replace(TrainConfig(), max_steps=4, eval_every=4, batch_tokens=300, tensorboard=False, keep_last=0)
     runs = []

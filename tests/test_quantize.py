@@ -13,11 +13,11 @@ from test_translate import LINES, run  # noqa: F401  (the module-scoped tiny tra
 
 from nmt.config import DecodeConfig, ModelConfig
 from nmt.data.batching import collate
+from nmt.decoding.quantize import quantize
+from nmt.decoding.search import greedy
+from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
 from nmt.model import build_model
-from nmt.quantize import quantize
-from nmt.search import greedy
-from nmt.translate import Translator
 
 from test_cli import last_line, nmt  # isort: skip
 
@@ -68,7 +68,7 @@ def test_translate_and_evaluate_take_quantize(run, tmp_path) -> None:  # noqa: F
 
 FAULTS = """
 import resource, sys, torch
-from nmt.allocator import keep_freed_memory
+from nmt.runtime.allocator import keep_freed_memory
 def faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(5):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nmt.choices import RANGES, Checked
-from nmt.cli import main
+from nmt.cli.main import main
 from nmt.config import (
     AverageConfig,
     BenchConfig,

@@ -22,14 +22,14 @@ from test_cli import _env, last_line, nmt
 from test_train import _config
 
 from nmt import checkpoint
-from nmt import train as train_loop
-from nmt.cli import make_task
+from nmt.cli.main import make_task
 from nmt.config import DataConfig
+from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
-from nmt.run import Run, setup
-from nmt.train import fit, train, update
-from nmt.translate import Translator
-from nmt.validate import DevScores
+from nmt.training import train as train_loop
+from nmt.training.run import Run, setup
+from nmt.training.train import fit, train, update
+from nmt.training.validate import DevScores
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -214,7 +214,8 @@ def test_process_killed_mid_save_leaves_previous_checkpoint(tmp_path: Path) -> N
 
 def _scripted_validation(monkeypatch: pytest.MonkeyPatch, bleus: list[float]) -> None:
     scores = iter(bleus)
-    monkeypatch.setattr("nmt.train.validate", lambda *a: DevScores(loss=1.0, ppl=2.7, bleu=next(scores), example=""))
+    monkeypatch.setattr("nmt.training.train.validate",
+                        lambda *a: DevScores(loss=1.0, ppl=2.7, bleu=next(scores), example=""))
 
 
 def test_pruning_keeps_the_last_k_and_never_the_best(tiny_data_cfg: DataConfig, tmp_path: Path,

@@ -16,9 +16,9 @@ import torch
 from nmt.config import ModelConfig
 from nmt.data.batching import BatchIterator
 from nmt.data.tokenizer import EOS
+from nmt.decoding.search import greedy
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
-from nmt.search import greedy
 
 V = 14  # ids 0-3 are PAD UNK BOS EOS; symbols are 4..13
 MIN_LEN, MAX_LEN = 3, 7

@@ -15,11 +15,11 @@ from torch import Tensor
 from nmt.config import ModelConfig
 from nmt.data.batching import collate
 from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.decoding.search import beam_search, greedy, length_penalty, max_lengths
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
 from nmt.model.cho2014 import RNNEncoderDecoder
 from nmt.model.contract import Step
-from nmt.search import beam_search, greedy, length_penalty, max_lengths
 
 
 @pytest.fixture(params=["fused", "equations"])

@@ -1,5 +1,5 @@
-"""threads=auto (nmt.threads): the setting's parsing, and the tuner on a simulated machine whose speed per thread
-count changes when a neighbour arrives and leaves (rates as measured on 2 cores: docs/benchmarks.md)."""
+"""threads=auto (nmt.runtime.threads): the setting's parsing, and the tuner on a simulated machine whose speed per
+thread count changes when a neighbour arrives and leaves (rates as measured on 2 cores: docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from nmt.choices import ConfigValueError
 from nmt.config import EvaluateConfig, TrainConfig
-from nmt.threads import AdaptiveThreads, FixedThreads, candidates, check_setting, configure
+from nmt.runtime.threads import AdaptiveThreads, FixedThreads, candidates, check_setting, configure
 
 ALONE = {1: 1200.0, 2: 2100.0}  # target tokens/s on a quiet 2-core machine
 BUSY = {1: 1150.0, 2: 730.0}  # beside one busy single-thread process

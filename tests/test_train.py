@@ -1,4 +1,4 @@
-"""Tests for :mod:`nmt.train`: schedules and optimizers as pure functions, and ``train(cfg)`` in-process."""
+"""Tests for :mod:`nmt.training.train`: schedules and optimizers as pure functions, and ``train(cfg)`` in-process."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from nmt import checkpoint
 from nmt.checkpoint import check_compatible
 from nmt.config import Config, DataConfig, ModelConfig, TrainConfig
 from nmt.errors import NMTError
-from nmt.optim import learning_rate, make_optimizer
-from nmt.train import train
+from nmt.training.optim import learning_rate, make_optimizer
+from nmt.training.train import train
 
 # --------------------------------------------------------------------------- learning rate
 

@@ -14,10 +14,10 @@ from test_cli import _env, last_line, nmt, train_args
 
 from nmt import checkpoint
 from nmt.config import DecodeConfig
+from nmt.decoding.search import decode_best
+from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
-from nmt.score import score_pairs
-from nmt.search import decode_best
-from nmt.translate import Translator
+from nmt.evaluation.score import score_pairs
 
 
 @pytest.fixture(scope="module")

@@ -122,7 +122,7 @@ class TranslationModel(nn.Module):
         softmax still counts their probability mass. That mass is not small after label smoothing, but the
         left-out rows are alike (they only ever learn the same thing: be improbable), so the one row stands for
         them (docs/benchmarks.md: the log-partition error). The loss and ``score`` keep the whole layer. None: the
-        whole vocabulary again. For a model whose weights are final (it only decodes: nmt.translate.Translator):
+        whole vocabulary again. For a model whose weights are final (it only decodes: the decoding Translator):
         training changes ``decoder.out`` and not its copy, nor the decoder's previous-word table.
         """
         if ids is None:

@@ -1,8 +1,8 @@
 """The contract between search and whatever it decodes with: :class:`Decodable`, written once.
 
-Search (nmt.search) owns the loop and the hypotheses; a model owns one step. Every model
+Search (nmt.decoding.search) owns the loop and the hypotheses; a model owns one step. Every model
 (nmt.model.base.TranslationModel: both architectures, every cell type, fp32 or int8) and an ensemble of them
-(nmt.ensemble.Ensemble) implement it, and nothing else is asked of them: no type tests, no probing.
+(nmt.decoding.ensemble.Ensemble) implement it, and nothing else is asked of them: no type tests, no probing.
 
 A step scores V' *output columns*; ``columns`` (V',) maps each to its target piece id. For a model restricted to
 the pieces seen in training (TranslationModel.restrict_output) V' is their number; otherwise the columns are the

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from nmt.config import DecodeConfig
+from nmt.decoding.search import decode_best
+from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
 from nmt.plot.common import plt, short, source_tensors
-from nmt.search import decode_best
-from nmt.translate import Translator
 
 
 def attention_matrix(translator: Translator, sentence: str, dc: DecodeConfig

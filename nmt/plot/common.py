@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from nmt.data.batching import pad  # noqa: E402
+from nmt.decoding.translate import Translator  # noqa: E402
 from nmt.errors import NMTError  # noqa: E402
-from nmt.translate import Translator  # noqa: E402
 
 
 def save(fig: plt.Figure, path: Path) -> Path:

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from nmt.choices import CellType
+from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
 from nmt.model.encoders import reverse_padded
 from nmt.model.gru import gru_step
 from nmt.plot.common import plt, short, source_tensors
-from nmt.translate import Translator
 
 
 def encoder_gates(translator: Translator, sentence: str) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from nmt.choices import Arch, Cell, CellType
 from nmt.data.batching import collate
 from nmt.data.tokenizer import PAD
+from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
 from nmt.model.encoders import reverse_padded
 from nmt.model.rnn import cell_step, hidden, make_rnn_cell, start_state
 from nmt.plot.common import plt
-from nmt.translate import Translator
 
 
 def _encoder_states(model, src: torch.Tensor, src_len: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
 from nmt.plot.common import plt, source_tensors
-from nmt.translate import Translator
 
 
 def summaries(translator: Translator, phrases: list[str], batch: int = 256) -> np.ndarray:

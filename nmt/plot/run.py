@@ -7,10 +7,10 @@ from pathlib import Path
 from nmt.choices import PlotKind
 from nmt.config import PlotConfig
 from nmt.data.load import load_split, read_lines, refuse_overwrite, resolve_path
+from nmt.decoding.translate import Translator, checkpoint_paths
 from nmt.errors import NMTError
 from nmt.plot import attention, curves, gates, gradients, representations
 from nmt.plot.common import plt, save
-from nmt.translate import Translator, checkpoint_paths
 
 
 def _run_dir(run: Path) -> Path:

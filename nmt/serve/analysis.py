@@ -10,10 +10,10 @@ import torch
 
 from nmt.choices import CellType
 from nmt.config import DecodeConfig
+from nmt.decoding.search import decode_all
+from nmt.decoding.translate import Translator
 from nmt.model.encoders import reverse_padded
 from nmt.plot.gates import gate_trace
-from nmt.search import decode_all
-from nmt.translate import Translator
 
 
 def json_number(x: float) -> float | None:

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from nmt.score import score_pairs
+from nmt.evaluation.score import score_pairs
 from nmt.serve import schemas
 from nmt.serve.analysis import analyze, json_number
 from nmt.serve.config import ServeConfig

@@ -21,7 +21,7 @@ class ServeConfig(Checked):
     more: list[str] = field(default_factory=list)  # further checkpoints to serve beside it
     host: str = "127.0.0.1"  # the address to listen on (0.0.0.0: every interface)
     port: int = 8000
-    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts, nmt.threads) | N | 0: torch's
+    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
     device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N
     workers: int = 1  # search batches in flight at once, each on its own thread (with threads=1: one per core)
     quantize: Quantize = Quantize.none  # none | int8 (CPU)

@@ -1,7 +1,7 @@
 """The served models and their dynamic batching.
 
 Requests that arrive within ``batch_wait_ms`` of the first waiting one are merged, up to a token budget, into
-one call of nmt.search.decode_all (which sorts their sentences by length and searches them in batches); each
+one call of nmt.decoding.search.decode_all (which sorts their sentences by length and searches them in batches); each
 request then gets its own sentences back, in order. All model work runs on one worker thread, so the event loop
 keeps accepting requests while a batch is searched.
 """
@@ -19,9 +19,9 @@ from typing import Any
 
 from nmt.choices import DecodeMethod
 from nmt.config import DecodeConfig
-from nmt.search import Hypothesis, decode_all
-from nmt.threads import FixedThreads, Threads
-from nmt.translate import Translator
+from nmt.decoding.search import Hypothesis, decode_all
+from nmt.decoding.translate import Translator
+from nmt.runtime.threads import FixedThreads, Threads
 
 
 def clean(text: str) -> str:

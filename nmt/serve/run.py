@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import uvicorn
 
 from nmt.data.load import resolve_path
+from nmt.runtime.threads import configure as configure_threads
 from nmt.serve.app import create_app
 from nmt.serve.config import ServeConfig
 from nmt.serve.engine import load_models
-from nmt.threads import configure as configure_threads
 
 log = logging.getLogger("nmt.serve")
 

@@ -9,9 +9,9 @@ import torch
 from helpers import V_S, V_T, model_cfg, random_batch, sub_batch
 
 from nmt.data.tokenizer import PAD
+from nmt.decoding.quantize import quantize
+from nmt.decoding.search import beam_search, greedy, max_lengths
 from nmt.model import build_model
-from nmt.quantize import quantize
-from nmt.search import beam_search, greedy, max_lengths
 
 CASES = [(arch, unit) for arch in ("cho2014", "rnnsearch") for unit in ("gru", "lstm", "elman")]
 

@@ -12,8 +12,8 @@ import torch
 from nmt.config import ModelConfig
 from nmt.data.batching import collate
 from nmt.data.tokenizer import BOS
+from nmt.decoding.quantize import quantize
 from nmt.model import build_model
-from nmt.quantize import quantize
 
 SRC = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]
 CELLS = [{}, {"cell": "equations"}, {"cell": "equations", "reset_after": False}, {"cell_type": "lstm"},

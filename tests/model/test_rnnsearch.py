@@ -11,9 +11,9 @@ import torch
 from nmt.config import ModelConfig
 from nmt.data.batching import collate
 from nmt.data.tokenizer import PAD
+from nmt.decoding.search import beam_search, greedy
 from nmt.model import build_model
 from nmt.model.rnnsearch import RNNSearch
-from nmt.search import beam_search, greedy
 
 V_S, V_T = 31, 27
 SRC = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]

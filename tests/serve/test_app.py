@@ -15,12 +15,12 @@ fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from nmt.config import Config, DataConfig, DecodeConfig, ModelConfig, TrainConfig  # noqa: E402
-from nmt.score import score_pairs  # noqa: E402
+from nmt.decoding.translate import Translator  # noqa: E402
+from nmt.evaluation.score import score_pairs  # noqa: E402
 from nmt.serve.app import create_app  # noqa: E402
 from nmt.serve.config import ServeConfig  # noqa: E402
 from nmt.serve.engine import load_models  # noqa: E402
-from nmt.train import train  # noqa: E402
-from nmt.translate import Translator  # noqa: E402
+from nmt.training.train import train  # noqa: E402
 
 
 @pytest.fixture(scope="module")

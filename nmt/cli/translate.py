@@ -12,8 +12,8 @@ from tqdm import tqdm
 
 from nmt.config import TranslateConfig
 from nmt.data.load import decode_lines, existing_file, read_lines, refuse_overwrite, resolve_path
-from nmt.threads import configure as configure_threads
-from nmt.translate import Translator, chunks
+from nmt.decoding.translate import Translator, chunks
+from nmt.runtime.threads import configure as configure_threads
 
 CHUNK = 2000  # lines translated together: bounded memory, good batches
 HISTORY = Path("~/.cache/nmt/translate_history").expanduser()  # the prompt's history, kept between sessions

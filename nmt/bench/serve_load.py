@@ -3,7 +3,7 @@ run. Starts the server on 127.0.0.1 and a free port; 32 client threads send 2,00
 reports sentences/s, latency percentiles, errors and the server's resident memory after warm-up and after the
 load; then the offline throughput, and a lone one-sentence request against the search time of that sentence.
 
-    python -m nmt.serve.loadtest --checkpoint runs/multi30k-de-en-rnnsearch [--clients 32 --requests 2000]
+    python -m nmt.bench.serve_load --checkpoint runs/multi30k-de-en-rnnsearch [--clients 32 --requests 2000]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from nmt import checkpoint as checkpoint_module
 from nmt.config import DecodeConfig
 from nmt.data.load import load_split, resolve_path
-from nmt.translate import Translator
+from nmt.decoding.translate import Translator
 
 
 def _free_port() -> int:

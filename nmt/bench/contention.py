@@ -1,8 +1,8 @@
 """``nmt bench``'s contention rows: training throughput alone and beside a busy neighbour, at fixed thread counts and
-with ``threads=auto`` (nmt.threads).
+with ``threads=auto`` (nmt.runtime.threads).
 
 The neighbour is one process spinning a single core, as a browser tab, an indexer or a second job would. Every
-measurement runs in its own process (nmt.bench.in_fresh_process) with the bench's data, model and training
+measurement runs in its own process (nmt.bench.run.in_fresh_process) with the bench's data, model and training
 settings, ``contention_warmup`` + ``contention_measure`` updates, and the neighbour started before that process and
 stopped after it.
 """
@@ -42,7 +42,7 @@ def settings(max_threads: int) -> list[str]:
 
 def measure(bc: BenchConfig, in_fresh_process: Callable[..., dict]) -> dict:
     """``{"alone"|"busy": {setting: tgt_tok_s}}``, and for auto its share of the better fixed setting and the count
-    it ended on; ``in_fresh_process`` is nmt.bench's (each window in a new process)."""
+    it ended on; ``in_fresh_process`` is nmt.bench.run's (each window in a new process)."""
     cores = os.cpu_count() or 1
     small = replace(bc, warmup=bc.contention_warmup, measure=bc.contention_measure)
     out: dict = {"cores": cores, "updates": bc.contention_measure, "auto_threads": {}}

@@ -13,11 +13,11 @@ from tqdm import tqdm
 from nmt.choices import DecodeMethod, Quantize, to_plain
 from nmt.config import DataConfig, EvaluateConfig
 from nmt.data.load import check_parallel, existing_file, load_split, read_lines, resolve_path
+from nmt.decoding.translate import Translator, checkpoint_paths
 from nmt.errors import NMTError
-from nmt.metrics import corpus_scores, paired_bootstrap
-from nmt.threads import Threads
-from nmt.threads import configure as configure_threads
-from nmt.translate import Translator, checkpoint_paths
+from nmt.evaluation.metrics import corpus_scores, paired_bootstrap
+from nmt.runtime.threads import Threads
+from nmt.runtime.threads import configure as configure_threads
 
 
 def _sacrebleu_set(name: str, src_lang: str, tgt_lang: str) -> tuple[list[str], list[str]]:

@@ -1,5 +1,5 @@
 """A training run and how it starts: :func:`setup` builds (or, with ``train.resume``, restores) everything the
-loop in nmt.train needs, and :class:`Run` holds it, with the run directory's files: checkpoints (payloads in
+loop in nmt.training.train needs, and :class:`Run` holds it, with the run directory's files: checkpoints (payloads in
 nmt.checkpoint), ``metrics.jsonl`` and the resolved config.
 """
 
@@ -17,8 +17,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from nmt import checkpoint, distributed
-from nmt.board import Board
+from nmt import checkpoint
 from nmt.choices import Precision, to_plain
 from nmt.config import Config
 from nmt.data.batching import BatchIterator
@@ -26,8 +25,10 @@ from nmt.data.prepare import Corpus, prepare
 from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
-from nmt.optim import make_optimizer
-from nmt.runtime import Runtime
+from nmt.runtime.process import Runtime
+from nmt.training import distributed
+from nmt.training.board import Board
+from nmt.training.optim import make_optimizer
 
 log = logging.getLogger("nmt.train")
 
@@ -106,7 +107,7 @@ def cpu_has_bf16() -> bool:
 def setup(cfg: Config, dist: distributed.Dist | None = None, runtime: Runtime | None = None) -> Run:
     """A new run in ``cfg.run_dir``, or the one there continued (``train.resume``); refuses to overwrite a run
     unless ``train.overwrite``. Nothing is written until the run is accepted. ``runtime``: the process-wide
-    settings to use (nmt.runtime); None installs ``train.threads``, the allocator settings and signal handlers,
+    settings to use (nmt.runtime.process); None installs ``train.threads``, the allocator settings and signal handlers,
     as the command line does."""
     tc = cfg.train
     dist = dist or distributed.Dist(device=distributed.resolve_device(tc.device))

@@ -12,10 +12,10 @@ import torch
 from nmt.config import ScoreConfig
 from nmt.data.batching import collate, token_batches
 from nmt.data.load import check_parallel, existing_file, read_lines, refuse_overwrite
+from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
-from nmt.threads import FixedThreads, Threads
-from nmt.threads import configure as configure_threads
-from nmt.translate import Translator
+from nmt.runtime.threads import FixedThreads, Threads
+from nmt.runtime.threads import configure as configure_threads
 
 
 @torch.no_grad()

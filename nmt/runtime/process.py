@@ -1,6 +1,6 @@
 """What nmt may change in the whole process, in one place: torch's thread count (``threads=auto|N|0``,
-nmt.threads), glibc's reuse of freed memory and oneDNN's shape caches (training on a CPU, nmt.allocator), and the
-SIGINT/SIGTERM handlers that let training stop cleanly (nmt.signals).
+nmt.runtime.threads), glibc's reuse of freed memory and oneDNN's shape caches (training on a CPU,
+nmt.runtime.allocator), and the SIGINT/SIGTERM handlers that let training stop cleanly (nmt.runtime.signals).
 
 The command line installs a :class:`Runtime` for each command (:meth:`Runtime.install`); the Python API
 (nmt.api) uses :meth:`Runtime.untouched` unless its caller passes one, so a notebook's process stays as it was.
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from nmt.allocator import keep_freed_memory, no_shape_caches
-from nmt.threads import FixedThreads, Threads
-from nmt.threads import configure as configure_threads
+from nmt.runtime.allocator import keep_freed_memory, no_shape_caches
+from nmt.runtime.threads import FixedThreads, Threads
+from nmt.runtime.threads import configure as configure_threads
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Runtime:
 
     threads: Threads = field(default_factory=lambda: FixedThreads(0))  # told each unit of work's time (auto)
     tune_memory: bool = False  # training on a CPU: keep freed memory, and no oneDNN shape caches under bf16
-    signals: bool = False  # SIGINT/SIGTERM stop training after the current update (nmt.signals)
+    signals: bool = False  # SIGINT/SIGTERM stop training after the current update (nmt.runtime.signals)
 
     @classmethod
     def install(cls, threads: str | int = "auto", *, tune_memory: bool = True, signals: bool = True) -> Runtime:
@@ -41,4 +41,4 @@ class Runtime:
             return
         if bf16:
             no_shape_caches()  # read by oneDNN when it first runs: before the first bf16 product
-        keep_freed_memory()  # no page faults on the same large tensors in every update (nmt.allocator)
+        keep_freed_memory()  # no page faults on the same large tensors in every update (nmt.runtime.allocator)

@@ -1,7 +1,6 @@
-"""The training loop, top to bottom: ``train(cfg)`` sets a run up (nmt.run), :func:`fit` trains it epoch by epoch,
-one :func:`update` per batch, and validates every ``train.eval_every`` updates (:func:`validation_step`), until a
-limit, early stopping or a stop signal. The loop owns the clock. Hydra stays in nmt.cli.
-"""
+"""The training loop, top to bottom: ``train(cfg)`` sets a run up (nmt.training.run), :func:`fit` trains it epoch by
+epoch, one :func:`update` per batch, and validates every ``train.eval_every`` updates (:func:`validation_step`),
+until a limit, early stopping or a stop signal. The loop owns the clock. Hydra stays in nmt.cli.main."""
 
 from __future__ import annotations
 
@@ -16,27 +15,29 @@ from typing import NamedTuple
 import torch
 from tqdm import tqdm
 
-from nmt import checkpoint, distributed
-from nmt.average import average_checkpoints
+from nmt import checkpoint
 from nmt.choices import Metric, Schedule
 from nmt.config import Config
 from nmt.data.batching import Batch
 from nmt.errors import NMTError
 from nmt.model.base import n_params
-from nmt.optim import learning_rate
-from nmt.progress import Progress
-from nmt.run import Run, TrainState, setup
-from nmt.runtime import Runtime
-from nmt.signals import StopRequest
-from nmt.validate import validate
+from nmt.runtime.process import Runtime
+from nmt.runtime.signals import StopRequest
+from nmt.training import distributed
+from nmt.training.average import average_checkpoints
+from nmt.training.optim import learning_rate
+from nmt.training.progress import Progress
+from nmt.training.run import Run, TrainState, setup
+from nmt.training.validate import validate
 
 log = logging.getLogger("nmt.train")
 
 
 def train(cfg: Config, runtime: Runtime | None = None) -> TrainState:
-    """Train (or resume) a model as configured; returns the final training state. ``runtime``: see nmt.run.setup.
+    """Train (or resume) a model as configured; returns the final training state (``runtime``: see
+    nmt.training.run.setup).
 
-    Under torchrun, each process joins the process group here and trains its share (nmt.distributed).
+    Under torchrun, each process joins the process group here and trains its share (nmt.training.distributed).
     """
     with distributed.session(cfg.train.device, cfg.train.dist_backend) as dist:
         return fit(setup(cfg, dist, runtime))
@@ -94,7 +95,7 @@ def run_epoch(run: Run, stop: StopRequest, progress: Progress, started: float) -
     """Train on the rest of the current epoch; returns why training must stop, or None at the epoch's end.
 
     With N ranks an update uses N batches, rank r taking ``batch_in_epoch + r``; an epoch's last
-    ``len(batches) % N`` batches are left out, as DistributedSampler(drop_last=True) does (nmt.distributed).
+    ``len(batches) % N`` batches are left out, as DistributedSampler(drop_last=True) does (nmt.training.distributed).
     """
     s, tc, dist = run.state, run.cfg.train, run.dist
     batches = run.batches.epoch(s.epoch)

@@ -1,12 +1,11 @@
 """``nmt bench``: what the machine gives and what training and decoding get out of it.
 
-Each measurement runs in a fresh process (so its peak resident memory is its own) with ``threads`` torch
-threads: the fp32 matmul ceiling at large sizes and at the model's own shapes (and the bf16 one when training
-runs under ``train.precision=bf16``), training throughput over a
-window after warm-up (through the same ``nmt.train.update`` that ``nmt train`` uses), useful FLOP/s (counted from
-shapes on real tokens, nmt.model.flops) as a share of the ceiling, and decoding speed and BLEU of a trained
-checkpoint on the test split, greedy and beam, in fp32 and with int8 dynamic quantization.
-"""
+Each measurement runs in a fresh process (so its peak resident memory is its own) with ``threads`` torch threads:
+the fp32 matmul ceiling at large sizes and at the model's own shapes (and the bf16 one when training runs under
+``train.precision=bf16``), training throughput over a window after warm-up (through the same
+``nmt.training.train.update`` that ``nmt train`` uses), useful FLOP/s (counted from shapes on real tokens,
+nmt.model.flops) as a share of the ceiling, and decoding speed and BLEU of a trained checkpoint on the test split,
+greedy and beam, in fp32 and with int8 dynamic quantization."""
 
 from __future__ import annotations
 
@@ -25,16 +24,16 @@ from pathlib import Path
 
 import torch
 
-from nmt import contention
+from nmt.bench import contention
 from nmt.choices import Precision
 from nmt.config import BenchConfig, Config, DecodeConfig
 from nmt.data.load import load_split, resolve_path
 from nmt.data.tokenizer import PAD
 from nmt.errors import NMTError
-from nmt.metrics import bleu
+from nmt.evaluation.metrics import bleu
 from nmt.model.base import n_params
 from nmt.model.flops import training_flops
-from nmt.threads import configure as configure_threads
+from nmt.runtime.threads import configure as configure_threads
 
 
 def peak_rss_mb() -> float:
@@ -83,7 +82,7 @@ def _ceiling(bc: BenchConfig) -> dict:
 
 def _fresh_run(bc: BenchConfig, run_dir: str):
     """A new training run with the bench's data, model and training settings, in ``run_dir``."""
-    from nmt.run import setup
+    from nmt.training.run import setup
 
     tc = replace(bc.train, threads=bc.threads, keep_last=0)
     run = setup(Config(data=bc.data, model=bc.model, train=tc, name="bench", run_dir=run_dir))
@@ -98,7 +97,7 @@ def _batch_indices(run) -> Iterator[list[int]]:
 
 
 def _train(bc: BenchConfig) -> dict:
-    from nmt.train import update
+    from nmt.training.train import update
 
     with tempfile.TemporaryDirectory() as tmp:
         run = _fresh_run(bc, tmp)
@@ -142,8 +141,8 @@ def _dev_after_tokens(bc: BenchConfig) -> dict:
     """Train a fresh model (the training settings above) until it has seen ``bc.dev_after_tokens`` target tokens,
     then its teacher-forced cross-entropy on the dev split: per target piece (EOS included), as a perplexity, and
     per reference word (whitespace words plus one EOS per sentence), which does not depend on the segmentation."""
-    from nmt.train import update
-    from nmt.validate import dev_cross_entropy
+    from nmt.training.train import update
+    from nmt.training.validate import dev_cross_entropy
 
     with tempfile.TemporaryDirectory() as tmp:
         run = _fresh_run(bc, tmp)
@@ -165,8 +164,8 @@ def _dev_after_tokens(bc: BenchConfig) -> dict:
 
 
 def _decode(bc: BenchConfig, method: str, quantized: bool) -> dict:
-    from nmt.search import decode_best
-    from nmt.translate import Translator
+    from nmt.decoding.search import decode_best
+    from nmt.decoding.translate import Translator
 
     translator = Translator.open(bc.checkpoint, "int8" if quantized else "none", device="cpu")
     test = load_split(bc.data, "test")

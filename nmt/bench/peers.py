@@ -16,7 +16,7 @@ The ``nmtbf16`` and ``nmt1024bf16`` legs train nmt with bf16 autocast (``train.p
 native bf16); the peers train in fp32 (neither has a bf16 path on the CPU), and the table gives each peer's ratio
 to its nmt leg in fp32 and, where run, in bf16.
 
-    python -m nmt.peers --peers ../shared/bench --legs nmt,nmtbf16,joeynmt,onmt512if1
+    python -m nmt.bench.peers --peers ../shared/bench --legs nmt,nmtbf16,joeynmt,onmt512if1
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def harness_stats(run_dir: Path) -> dict:
     lines = stats_file.read_text().splitlines() if stats_file.is_file() else []
     found = [json.loads(m.group(1)) for line in lines if (m := STATS_PREFIX.match(line))]
     if not found or "trg_tok_per_s" not in found[-1]:
-        raise SystemExit(f"nmt.peers: no throughput figures in {stats_file} (too few updates for the window?)")
+        raise SystemExit(f"nmt.bench.peers: no throughput figures in {stats_file} (too few updates for the window?)")
     st = found[-1]
     rss = RSS.search((run_dir / "train.time").read_text()) if (run_dir / "train.time").is_file() else None
     return {"tgt_tok_s": st["trg_tok_per_s"], "s_per_update": st["s_per_step"],
@@ -90,7 +90,7 @@ def run_peer(leg: Leg, peers: Path, warmup: int, measure: int, threads: int, log
     harness = str(leg.harness)
     script = (peers / harness / "run.sh").resolve()  # run from its own folder, so not relative to ours
     if not script.is_file():
-        raise SystemExit(f"nmt.peers: {script} not found (--peers names the folder holding joeynmt/ and opennmt/)")
+        raise SystemExit(f"peers: {script} not found (--peers names the folder holding joeynmt/ and opennmt/)")
     tag = f"peers-{leg.name}"
     env = {**os.environ, **leg.env, "BUDGET_S": "0", "MAX_STEPS": str(warmup + measure + 1), "WARMUP": str(warmup),
            "MEASURE_STEPS": str(measure), "THREADS": str(threads), "SKIP_DECODE": "1", "TAG": tag}
@@ -99,7 +99,7 @@ def run_peer(leg: Leg, peers: Path, warmup: int, measure: int, threads: int, log
     with log.open("w") as out:
         code = subprocess.call(["bash", str(script)], cwd=script.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
     if code != 0:
-        raise SystemExit(f"nmt.peers: {leg.name} failed (exit {code}); see {log}")
+        raise SystemExit(f"nmt.bench.peers: {leg.name} failed (exit {code}); see {log}")
     return harness_stats(base / "work" / tag)
 
 
@@ -111,7 +111,7 @@ def run_nmt(leg: Leg, data: str, warmup: int, measure: int, threads: int, log: P
     with log.open("w") as out:
         code = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT)
     if code != 0 or not out_json.is_file():
-        raise SystemExit(f"nmt.peers: {leg.name} failed (exit {code}); see {log}")
+        raise SystemExit(f"nmt.bench.peers: {leg.name} failed (exit {code}); see {log}")
     res = json.loads(out_json.read_text())
     return {**{k: res["train"][k] for k in ("tgt_tok_s", "s_per_update", "tgt_tokens_per_update", "peak_rss_mb",
                                             "params", "useful_gflop_s")},
@@ -139,12 +139,12 @@ def select(names: str) -> list[Leg]:
     wanted = {leg.name for leg in LEGS} if names == "all" else set(names.split(","))
     unknown = wanted - {leg.name for leg in LEGS}
     if unknown:
-        raise SystemExit(f"nmt.peers: unknown leg(s) {sorted(unknown)}; choose from {[leg.name for leg in LEGS]}")
+        raise SystemExit(f"nmt.bench.peers: unknown leg(s) {sorted(unknown)}; choose from {[leg.name for leg in LEGS]}")
     return [leg for leg in LEGS if leg.name in wanted]
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
-    p = argparse.ArgumentParser(prog="python -m nmt.peers", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m nmt.bench.peers", description=__doc__.split("\n\n")[0])
     p.add_argument("--peers", default="../shared/bench", help="folder holding the joeynmt/ and opennmt/ harnesses")
     p.add_argument("--data", default="../shared/data/multi30k", help="Multi30k files for nmt (the harnesses use "
                    "their own DATA_SRC, by default the same folder)")

@@ -10,7 +10,7 @@ class StopRequest:
     """Context manager: SIGINT/SIGTERM set ``signal_name``, which the training loop checks between updates.
 
     A second signal while the first is pending raises KeyboardInterrupt at once. Outside the main thread
-    (where handlers cannot be installed), or not ``enabled`` (nmt.runtime), it does nothing.
+    (where handlers cannot be installed), or not ``enabled`` (nmt.runtime.process), it does nothing.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -1,5 +1,5 @@
 """Trained checkpoints as a translator of text: :class:`Translator` rebuilds the model (or an ensemble of them)
-and its tokenizer on a device, and translates lines (through nmt.search.decode_all, which batches
+and its tokenizer on a device, and translates lines (through nmt.decoding.search.decode_all, which batches
 length-sorted input and keeps the input order)."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from nmt.config import Config, DecodeConfig
 from nmt.data.batching import collate
 from nmt.data.load import resolve_path
 from nmt.data.tokenizer import Tokenizer
-from nmt.device import inference_device
-from nmt.ensemble import Ensemble, restrict_members
+from nmt.decoding.device import inference_device
+from nmt.decoding.ensemble import Ensemble, restrict_members
+from nmt.decoding.quantize import quantize as quantize_model
+from nmt.decoding.search import decode_all, decode_best
 from nmt.errors import NMTError
 from nmt.model.base import TranslationModel
-from nmt.quantize import quantize as quantize_model
-from nmt.search import decode_all, decode_best
 
 log = logging.getLogger("nmt.translate")
 
@@ -41,7 +41,7 @@ class Translator:
              device: str = "auto") -> Translator:
         """A checkpoint (file or run directory), or an ensemble: a list of them, or the command line's
         ``[path,path,...]``, whose members must share their tokenizer. The members score the union of the target
-        pieces they saw in training. ``device``: nmt.device; ``quantize="int8"`` (CPU) stores the linear and
+        pieces they saw in training. ``device``: nmt.decoding.device; ``quantize="int8"`` (CPU) stores the linear and
         recurrent weights as int8."""
         names = checkpoint_paths(str(spec)) if isinstance(spec, str | Path) else [str(p) for p in spec]
         paths = [resolve_path(p) for p in names]
@@ -86,7 +86,7 @@ class Translator:
     def translate(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
                   first_line: int = 1, on_batch: Callable[[int, int], None] | None = None) -> list[str]:
         """One translation per input line, in input order; empty lines give empty lines. ``on_batch``: see
-        nmt.search.decode_all."""
+        nmt.decoding.search.decode_all."""
         ids = self.encode(lines, max_input_len, first_line)
         hyps = decode_best(self.model, ids, dc, on_batch)
         return [text if x else "" for x, text in zip(ids, self.tokenizer.decode_tgt(hyps), strict=True)]

@@ -6,7 +6,7 @@ share of identical translations.
 Not part of the test suite (it needs a GPU); about 2-4 minutes on an H100 machine with 16 cores, most of it the CPU
 run. Without a GPU it stops at once with a one-line error and exit status 2. Exit status 1: the curves differ.
 
-    python -m nmt.gpu_check [--steps 300] [--precision fp32|bf16] [--data ../shared/data/multi30k]
+    python -m nmt.bench.gpu_check [--steps 300] [--precision fp32|bf16] [--data ../shared/data/multi30k]
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from nmt.config import Config, DataConfig, ModelConfig, SplitNames, TrainConfig
-from nmt.train import train
+from nmt.training.train import train
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 LOG_EVERY = 25
 
@@ -59,11 +59,11 @@ def compare(cpu: list[dict], gpu: list[dict], rel_tol: float) -> list[str]:
 
 
 def decode_rows(best: Path, data: DataConfig, sentences: int = 1000) -> list[str]:
-    """Greedy and beam-5 translation of the first test sentences on the GPU and the CPU (nmt.translate, device=):
+    """Greedy and beam-5 translation of the first test sentences on the GPU and the CPU (Translator, device=):
     one line per method with sentences/s on each device and the share of identical outputs."""
     from nmt.config import DecodeConfig
     from nmt.data.load import load_split
-    from nmt.translate import Translator
+    from nmt.decoding.translate import Translator
 
     src = list(load_split(data, "test")["src"][:sentences])
     lines = []

@@ -11,8 +11,8 @@ import torch
 from nmt.config import TrainConfig
 from nmt.data.batching import collate
 from nmt.data.prepare import Corpus
-from nmt.search import decode_best
-from nmt.validate import greedy_config
+from nmt.decoding.search import decode_best
+from nmt.training.validate import greedy_config
 
 
 class Board:

@@ -9,7 +9,7 @@ import time
 
 from tqdm import tqdm
 
-from nmt.run import Run
+from nmt.training.run import Run
 
 
 class Progress:

@@ -1,5 +1,5 @@
 """Validation during training: teacher-forced dev cross-entropy, and BLEU of greedy translations decoded
-through nmt.search like any other translation."""
+through nmt.decoding.search like any other translation."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from nmt.choices import DecodeMethod
 from nmt.config import DecodeConfig, TrainConfig
 from nmt.data.batching import BatchIterator
 from nmt.data.prepare import Corpus
-from nmt.metrics import bleu
+from nmt.decoding.search import decode_best
+from nmt.evaluation.metrics import bleu
 from nmt.model.base import TranslationModel
-from nmt.search import decode_best
 
 
 @dataclass

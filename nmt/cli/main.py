@@ -1,7 +1,7 @@
 """The ``nmt`` command: the only module that imports Hydra.
 
-``nmt train [OVERRIDES]`` composes conf/train.yaml with Hydra overrides and calls nmt.train.train;
-``nmt translate [OVERRIDES]`` composes conf/translate.yaml and runs nmt.translate; the other commands
+``nmt train [OVERRIDES]`` composes conf/train.yaml with Hydra overrides and calls nmt.training.train.train;
+``nmt translate [OVERRIDES]`` composes conf/translate.yaml and runs nmt.decoding.translate; the other commands
 (COMMANDS) work the same way. ``nmt plot KIND [OVERRIDES]`` is short for ``nmt plot kind=KIND ...``.
 """
 
@@ -26,8 +26,8 @@ from hydra.errors import CompactHydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from nmt.cli_args import prepare_argv
-from nmt.cli_help import verb_help
+from nmt.cli.args import prepare_argv
+from nmt.cli.help import verb_help
 from nmt.config import AverageConfig, BenchConfig, Config, EvaluateConfig, PlotConfig, ScoreConfig, TranslateConfig
 from nmt.errors import NMTError
 from nmt.resources import conf_dir
@@ -63,31 +63,31 @@ Values are KEY=VALUE (any file name works); short flags: -c CHECKPOINT, -i INPUT
 
 
 def run_train(cfg: Config) -> None:
-    from nmt.train import train
+    from nmt.training.train import train
 
     train(cfg)
 
 
 def run_translate(cfg: TranslateConfig) -> None:
-    from nmt.translate_cli import run_translate
+    from nmt.cli.translate import run_translate
 
     run_translate(cfg)
 
 
 def run_evaluate(cfg: EvaluateConfig) -> None:
-    from nmt.evaluate import evaluate
+    from nmt.evaluation.evaluate import evaluate
 
     evaluate(cfg)
 
 
 def run_score(cfg: ScoreConfig) -> None:
-    from nmt.score import run_score
+    from nmt.evaluation.score import run_score
 
     run_score(cfg)
 
 
 def run_average(cfg: AverageConfig) -> None:
-    from nmt.average import run_average
+    from nmt.training.average import run_average
 
     run_average(cfg)
 
@@ -105,7 +105,7 @@ def run_serve(cfg: ServeConfig) -> None:
 
 
 def run_bench(cfg: BenchConfig) -> None:
-    from nmt.bench import bench
+    from nmt.bench.run import bench
 
     bench(cfg)
 

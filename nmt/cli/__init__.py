@@ -1,0 +1,1 @@
+"""The ``nmt`` command: Hydra at the edge, one small function per verb."""

@@ -1,0 +1,1 @@
+"""Decoding: search over the decoding contract, ensembles, int8, devices, the Translator."""

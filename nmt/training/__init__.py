@@ -1,0 +1,1 @@
+"""Training: the loop, a run's setup and files, validation, optimisation, DDP, averaging."""
