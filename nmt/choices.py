@@ -63,6 +63,11 @@ class CellType(Choice):
     lstm = "lstm"
     elman = "elman"
 
+    @property
+    def gate_blocks(self) -> int:
+        """G: the blocks of the unit's input and recurrent weights (r, z, n; i, f, g, o; one), in torch's layout."""
+        return {"gru": 3, "lstm": 4, "elman": 1}[self.value]
+
 
 class Cell(Choice):
     fused = "fused"
@@ -100,6 +105,16 @@ class Schedule(Choice):
     constant = "constant"
     inverse_sqrt = "inverse_sqrt"
     plateau = "plateau"
+
+
+class Stop(Choice):
+    """Why training ended (the run's last line; ``stopped by SIGTERM`` when a signal ended it)."""
+
+    max_steps = "max_steps"
+    max_minutes = "max_minutes"
+    max_epochs = "max_epochs"
+    early_stopping = "early stopping"
+    signal = "signal"
 
 
 class Metric(Choice):

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from nmt.choices import Arch, CellType
 from nmt.config import ModelConfig
 
-GATE_BLOCKS = {"gru": 3, "lstm": 4, "elman": 1}
 
-
-def _rnn_macs(inputs: int, hidden: int, cell_type: str = "gru") -> int:
+def _rnn_macs(inputs: int, hidden: int, cell_type: CellType = CellType.gru) -> int:
     """One recurrent step: input and recurrent products for the unit's gate blocks."""
-    return GATE_BLOCKS[str(cell_type)] * hidden * (inputs + hidden)
+    return CellType(cell_type).gate_blocks * hidden * (inputs + hidden)
 
 
 def forward_flops(cfg: ModelConfig, tgt_vocab: int, src_lens: Sequence[int], tgt_lens: Sequence[int]) -> int:
@@ -27,7 +26,7 @@ def forward_flops(cfg: ModelConfig, tgt_vocab: int, src_lens: Sequence[int], tgt
     readout_out = cfg.maxout_dim * tgt_vocab
     macs = 0
     for s, t in zip(src_lens, tgt_lens, strict=True):
-        if cfg.arch == "rnnsearch":
+        if cfg.arch == Arch.rnnsearch:
             per_src = 2 * _rnn_macs(e, h, cfg.cell_type) + 2 * h * a  # both directions, and the keys U_a h_j
             step = _rnn_macs(e + 2 * h, h, cfg.cell_type)  # the decoder's GRU: t − 1 steps (s_t is never used)
             per_tgt = h * a + (h + e + 2 * h) * p + readout_out

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from nmt import checkpoint
-from nmt.choices import Metric, Schedule
+from nmt.choices import Metric, Schedule, Stop
 from nmt.config import Config
 from nmt.data.batching import Batch
 from nmt.errors import NMTError
@@ -52,13 +52,13 @@ def fit(run: Run) -> TrainState:
              f"{n_params(run.model):,}", len(run.corpus.train), run.corpus.n_train_raw, per_epoch, run.dir)
     progress = Progress(run, total)
     started = time.monotonic() - s.elapsed_s  # the clock: wall time of this and earlier processes
-    reason = "max_steps" if tc.max_steps > 0 and s.step >= tc.max_steps else None  # a finished run: no update
+    reason = Stop.max_steps if tc.max_steps > 0 and s.step >= tc.max_steps else None  # a finished run: no update
     run.model.train()
     with StopRequest(enabled=run.runtime.signals) as stop:
         if reason is None and s.step > 0 and s.step % tc.eval_every == 0 and not s.validated_now():
             # resumed after a signal stopped the run just before a validation: do it now, as an uninterrupted
             # run did (it moves the schedule and early stopping)
-            reason = "early stopping" if validation_step(run) else None
+            reason = Stop.early_stopping if validation_step(run) else None
         while reason is None and s.epoch < tc.max_epochs:
             reason = run_epoch(run, stop, progress, started)
         if stop.signal_name:
@@ -70,7 +70,7 @@ def fit(run: Run) -> TrainState:
         _average_last(run)
     run.board.close()
     if run.dist.is_main:
-        _report(run, reason or "max_epochs", stop.signal_name)
+        _report(run, reason or Stop.max_epochs, stop.signal_name)
     return s
 
 
@@ -91,7 +91,7 @@ def _average_last(run: Run) -> None:
           f"{dev.loss:.3f} (best single checkpoint: {run.state.best:.2f} at step {run.state.best_step})", flush=True)
 
 
-def run_epoch(run: Run, stop: StopRequest, progress: Progress, started: float) -> str | None:
+def run_epoch(run: Run, stop: StopRequest, progress: Progress, started: float) -> Stop | None:
     """Train on the rest of the current epoch; returns why training must stop, or None at the epoch's end.
 
     With N ranks an update uses N batches, rank r taking ``batch_in_epoch + r``; an epoch's last
@@ -109,9 +109,9 @@ def run_epoch(run: Run, stop: StopRequest, progress: Progress, started: float) -
                         grad_norm=done.grad_norm)
         reason = _limit_reached(run, stop)
         if stop.signal_name:
-            return f"stopped by {stop.signal_name}"
+            return Stop.signal
         if (s.step % tc.eval_every == 0 or reason) and validation_step(run):
-            reason = "early stopping"
+            reason = Stop.early_stopping
         if reason:
             return reason
     s.epoch += 1
@@ -119,7 +119,7 @@ def run_epoch(run: Run, stop: StopRequest, progress: Progress, started: float) -
     return None
 
 
-def _limit_reached(run: Run, stop: StopRequest) -> str | None:
+def _limit_reached(run: Run, stop: StopRequest) -> Stop | None:
     """``max_steps`` or ``max_minutes`` when reached. Under torchrun rank 0's clock and signals decide for every
     rank, so all stop at the same update."""
     s, tc = run.state, run.cfg.train
@@ -127,8 +127,8 @@ def _limit_reached(run: Run, stop: StopRequest) -> str | None:
     if run.dist.enabled:
         out_of_time, stop.signal_name = run.dist.from_main((out_of_time, stop.signal_name))
     if tc.max_steps > 0 and s.step >= tc.max_steps:
-        return "max_steps"
-    return "max_minutes" if out_of_time else None
+        return Stop.max_steps
+    return Stop.max_minutes if out_of_time else None
 
 
 class Update(NamedTuple):
@@ -220,7 +220,7 @@ def _validate_and_keep_best(run: Run) -> bool:
     return tc.patience > 0 and s.bad_evals >= tc.patience
 
 
-def _report(run: Run, reason: str, signal_name: str | None) -> None:
+def _report(run: Run, reason: Stop, signal_name: str | None) -> None:
     """The run's last line: how to resume after a signal, or why it stopped and where the checkpoints are."""
     s, tc = run.state, run.cfg.train
     if signal_name:

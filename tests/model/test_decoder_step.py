@@ -18,7 +18,6 @@ from nmt.model import build_model
 SRC = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]
 CELLS = [{}, {"cell": "equations"}, {"cell": "equations", "reset_after": False}, {"cell_type": "lstm"},
          {"cell_type": "elman"}, {"cell_type": "elman", "cell": "equations"}]
-GATES = {"gru": 3, "lstm": 4, "elman": 1}
 
 
 def _model(seed: int = 0, **kw):
@@ -41,7 +40,7 @@ def test_every_float_cell_steps_on_the_context_products_and_equals_teacher_forci
     model = _model(**kw)
     b = collate(SRC, [[5]] * 3, range(3))
     state = model.encode(b.src, b.src_len)
-    rows = GATES[str(model.cfg.cell_type)] * 16 + 8 * 2  # [W_c; C_o] h_j: G*H gate rows and M*P readout rows
+    rows = model.cfg.cell_type.gate_blocks * 16 + 8 * 2  # [W_c; C_o] h_j: G*H gate rows and M*P readout rows
     assert state.values.shape == (3, 5, rows)  # not the annotations (2H = 32): the fast form is taken
     tgt = [[7, 9, 11, 20], [8, 8, 3, 4], [26, 5, 6, 7]]
     forced = _teacher_forced(model, tgt)
