@@ -1,6 +1,7 @@
-"""Greedy and beam search over the decoding contract (nmt.model.contract.Decodable: models and ensembles), and
-:func:`decode_all`, which sorts sources by length and decodes them in batches of a token budget. Validation,
-``nmt translate``, ``nmt evaluate``, serve and the Python API all decode through :func:`decode_all`.
+"""Greedy and beam search (and sampling, nmt.decoding.sampling) over the decoding contract
+(nmt.model.contract.Decodable: models and ensembles), and :func:`decode_all`, which sorts sources by length and
+decodes them in batches of a token budget. Validation, ``nmt translate``, ``nmt evaluate``, serve and the Python
+API all decode through :func:`decode_all`.
 
 The search owns the loop; the model owns one step. Finished sentences leave the batch together, once
 ``COMPACT_AT`` of it has finished (until then their rows are still computed, and their output ignored). PAD and
@@ -10,7 +11,6 @@ ids. Letters: B batch, S source length, K beam, V' output columns.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,22 +20,10 @@ from torch import Tensor
 from nmt.choices import DecodeMethod
 from nmt.config import DecodeConfig
 from nmt.data.batching import collate, token_batches
-from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.data.tokenizer import BOS, EOS
+from nmt.decoding.rows import COMPACT_AT, Columns, Hypothesis, drop_done
+from nmt.decoding.sampling import sample
 from nmt.model.contract import Decodable
-
-
-@dataclass
-class Hypothesis:
-    """A translation: ``tokens`` without BOS and EOS; ``logprob`` = log p(tokens + EOS | source), or of the tokens
-    alone when the length cap stopped it; ``score`` = logprob / length_penalty(len(tokens) + 1), which ranks
-    beam hypotheses. Greedy search takes the argmax of the logits and computes neither (both NaN)."""
-
-    tokens: list[int]
-    logprob: float = math.nan
-    score: float = math.nan
-
-
-COMPACT_AT = 0.25  # the share of finished sentences at which they leave the batch (greedy and beam search)
 
 
 def max_lengths(src_len: Tensor, ratio: float, extra: int = 10) -> Tensor:
@@ -46,30 +34,6 @@ def max_lengths(src_len: Tensor, ratio: float, extra: int = 10) -> Tensor:
 def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
     """GNMT length penalty (Wu et al. 2016, eq. 14): ((5 + length) / 6) ** alpha; alpha=0 disables it."""
     return ((5 + length) / 6) ** alpha
-
-
-class _Columns:
-    """A model's output columns (nmt.model.contract): the piece id of each, and which ones search may not pick."""
-
-    def __init__(self, model: Decodable) -> None:
-        self.ids = model.columns  # (V',)
-        self.never = ((self.ids == PAD) | (self.ids == BOS)).nonzero().squeeze(1)  # PAD and BOS are never output
-        self.eos = (self.ids == EOS).nonzero().squeeze(1)
-
-    def mask(self, scores: Tensor, eos_too: bool = False) -> Tensor:
-        """(N, V') log-probabilities or logits with PAD and BOS (and EOS while the output is shorter than the
-        minimum length) at -inf, in place."""
-        scores.index_fill_(1, self.never, float("-inf"))
-        if eos_too:
-            scores.index_fill_(1, self.eos, float("-inf"))
-        return scores
-
-
-def _drop_done(keep: list[int], *tensors: Tensor) -> tuple[Tensor, ...]:
-    """How finished sentences leave the batch: the index of the ``keep`` rows, and the given batch-first tensors
-    with only those rows (the caller reorders the model state with the index)."""
-    index = torch.tensor(keep, device=tensors[0].device)
-    return (index, *(t.index_select(0, index) for t in tensors))
 
 
 @torch.no_grad()
@@ -84,7 +48,7 @@ def greedy(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, min_
     :param min_len: no EOS before this many output tokens.
     :return: one hypothesis per sentence (scores NaN: the argmax needs no softmax).
     """
-    state, cols = model.encode(src, src_len), _Columns(model)
+    state, cols = model.encode(src, src_len), Columns(model)
     caps = max_len.tolist()
     out = [Hypothesis([]) for _ in caps]
     rows = list(range(len(caps)))  # the sentence of each state row; -1: finished, waiting to leave the batch
@@ -106,7 +70,7 @@ def greedy(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, min_
             break
         if live < len(rows) and len(rows) - live >= COMPACT_AT * len(rows):
             keep = [row for row, i in enumerate(rows) if i >= 0]
-            index, prev = _drop_done(keep, prev)
+            index, prev = drop_done(keep, prev)
             state = model.reorder(state, index)
             rows = [rows[row] for row in keep]
     return out
@@ -160,7 +124,7 @@ def beam_search(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor,
     """
     b, k, dev = src.shape[0], beam, src.device
     state = model.reorder(model.encode(src, src_len), torch.arange(b, device=dev).repeat_interleave(k))
-    fin, cols = _Finished(k, alpha, max_len.tolist(), [[] for _ in range(b)], [False] * b), _Columns(model)
+    fin, cols = _Finished(k, alpha, max_len.tolist(), [[] for _ in range(b)], [False] * b), Columns(model)
     alive = list(range(b))  # the sentences in the batch, in state order (n of them; some may be done)
     cum = torch.full((b, k), float("-inf"), device=dev)  # (n, K) log-probabilities of the live beams
     cum[:, 0] = 0.0  # only beam 0 is alive at the start
@@ -182,7 +146,7 @@ def beam_search(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor,
         if not keep:
             break
         if len(keep) < n and n - len(keep) >= COMPACT_AT * n:  # done sentences leave together (see greedy)
-            _, rows, prev, cum, tokens = _drop_done(keep, rows, prev, cum, tokens.view(n, k, -1))
+            _, rows, prev, cum, tokens = drop_done(keep, rows, prev, cum, tokens.view(n, k, -1))
             tokens = tokens.view(len(keep) * k, -1)
             alive = [alive[pos] for pos in keep]
         state = model.reorder(state, rows.reshape(-1), same_sources=len(alive) == n)  # none left: beams swap
@@ -195,6 +159,9 @@ def search(model: Decodable, src_ids: list[list[int]], dc: DecodeConfig) -> list
     (greedy: one; beam: ``dc.n_best``)."""
     batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids))).to(model.device)
     caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
+    if dc.method == DecodeMethod.sample:
+        return sample(model, batch.src, batch.src_len, caps, src_ids, n=dc.n_best, temperature=dc.temperature,
+                      topk=dc.topk, topp=dc.topp, seed=dc.seed, min_len=dc.min_len)
     if dc.method == DecodeMethod.beam:
         return beam_search(model, batch.src, batch.src_len, caps, beam=dc.beam, alpha=dc.alpha, n_best=dc.n_best,
                            min_len=dc.min_len)
@@ -206,13 +173,14 @@ def decode_all(model: Decodable, ids: Sequence[Sequence[int]], dc: DecodeConfig,
                on_batch: Callable[[int, int], None] | None = None) -> list[list[Hypothesis]]:
     """Hypotheses (best first) for each source id list, in input order; an empty source gets none.
 
-    Sources are sorted by length and batched by ``dc.batch_tokens`` (divided by the beam size for beam search);
-    ``on_batch(sentences, source_pieces)`` is called after each batch (a progress bar).
+    Sources are sorted by length and batched by ``dc.batch_tokens``, divided by the rows each source takes (the
+    beam, or the samples); ``on_batch(sentences, source_pieces)`` is called after each batch (a progress bar).
     """
     out: list[list[Hypothesis]] = [[] for _ in ids]
     todo = [i for i, x in enumerate(ids) if len(x)]
     lens = [len(ids[i]) for i in todo]
-    budget = max(dc.batch_tokens // (dc.beam if dc.method == DecodeMethod.beam else 1), 1)
+    per_source = {DecodeMethod.beam: dc.beam, DecodeMethod.sample: dc.n_best}.get(dc.method, 1)
+    budget = max(dc.batch_tokens // per_source, 1)
     for group in token_batches(lens, lens, budget, shuffle=False):
         rows = [todo[j] for j in group]
         for i, hyps in zip(rows, search(model, [list(ids[i]) for i in rows], dc), strict=True):

@@ -64,7 +64,8 @@ def output_tag(ec: EvaluateConfig) -> str:
     """The name an evaluation's outputs carry, from its decoding settings: greedy, beam5, beam5-alpha0.6,
     beam2-int8, ... (so evaluations with other settings never overwrite each other)."""
     dc = ec.decode
-    tag = "greedy" if dc.method == DecodeMethod.greedy else f"beam{dc.beam}"
+    tag = {DecodeMethod.greedy: "greedy", DecodeMethod.beam: f"beam{dc.beam}",
+           DecodeMethod.sample: f"sample-t{dc.temperature:g}-k{dc.topk}-p{dc.topp:g}-seed{dc.seed}"}[dc.method]
     if dc.method == DecodeMethod.beam and dc.alpha != 1.0:
         tag += f"-alpha{dc.alpha:g}"
     if (dc.max_len_ratio, dc.max_len_extra) != (2.0, 10):

@@ -1,4 +1,5 @@
-"""Typed configuration: one dataclass per config group.
+"""The typed configuration of a training run (``nmt train``): one dataclass per config group (data, model,
+train) and :class:`Config`, which holds them.
 
 The YAML files in ``conf/`` fill these in; Hydra checks every key against them, so a misspelled key fails
 when the config is composed. Library code receives these dataclasses (never a DictConfig), so tests can
@@ -18,19 +19,14 @@ from nmt.choices import (
     CellType,
     Checked,
     DataFormat,
-    DecodeMethod,
     Device,
     DistBackend,
     Init,
     Metric,
     Optimizer,
-    PlotKind,
     Precision,
-    Quantize,
     Schedule,
-    Split,
     SpmModelType,
-    check_device,
     check_setting,
     checked,
 )
@@ -175,123 +171,3 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     name: str = "default"  # run name (conf/train.yaml puts runs in runs/<name>)
     run_dir: str = "runs/default"  # checkpoints, metrics, tokenizer models, resolved config
-
-
-@dataclass
-class DecodeConfig(Checked):
-    """How translations are searched for."""
-
-    section: ClassVar[str] = "decode"
-
-    method: DecodeMethod = DecodeMethod.greedy  # greedy | beam
-    beam: int = 5  # beam size K (method=beam)
-    alpha: float = 1.0  # length penalty exponent: score / ((5 + length) / 6) ** alpha (method=beam)
-    max_len_ratio: float = 2.0  # output cap: ratio * source pieces + max_len_extra
-    max_len_extra: int = 10
-    min_len: int = 1  # no EOS before this many output pieces: a non-empty source never gets an empty translation
-    batch_tokens: int = 4096  # source pieces per decoding batch (times the beam size for beam search)
-    n_best: int = 1  # nmt translate: > 1 writes Moses n-best lines "id ||| hyp ||| logprob= L ||| score" (beam)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_best > 1 and self.method != DecodeMethod.beam:
-            raise ConfigValueError("decode.n_best > 1 needs beam search (decode=beam5)")
-        if self.method == DecodeMethod.beam and not 1 <= self.n_best <= self.beam:
-            raise ConfigValueError(f"decode.n_best must be between 1 and decode.beam ({self.beam})")
-
-
-@dataclass
-class TranslateConfig(Checked):
-    """``nmt translate``: a checkpoint, an input and an output."""
-
-    checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
-    input: str = "-"  # a text file, one sentence per line; "-" reads stdin
-    output: str = "-"  # where translations go, one line per input line; "-" writes stdout
-    max_input_len: int = 250  # source pieces kept per line; longer lines are truncated with a warning
-    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
-    device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N
-    quantize: Quantize = Quantize.none  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
-    decode: DecodeConfig = field(default_factory=DecodeConfig)
-
-
-@dataclass
-class EvaluateConfig(Checked):
-    """``nmt evaluate``: translate test sets and score them with sacrebleu."""
-
-    checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
-    splits: list[Split] = field(default_factory=lambda: [Split.test])  # splits of the checkpoint's data config
-    src: str | None = None  # a source file to evaluate (with ref)
-    ref: str | None = None  # its reference translations, line-aligned
-    sacrebleu_set: str | None = None  # a sacrebleu test set name (e.g. wmt14), downloaded by sacrebleu
-    bootstrap: int = 0  # resamples for a 95% BLEU confidence interval; 0: none
-    baseline: str | None = None  # a baseline's hypotheses for the (one) test set: paired bootstrap test of BLEU
-    lowercase: bool = False  # case-insensitive BLEU, comparable with published lowercased scores
-    out_dir: str | None = None  # hypotheses and report.json; default: <run directory>/eval
-    max_input_len: int = 250  # source pieces kept per line
-    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
-    device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N
-    quantize: Quantize = Quantize.none  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
-    decode: DecodeConfig = field(default_factory=DecodeConfig)
-
-
-@dataclass
-class ScoreConfig(Checked):
-    """``nmt score``: log p(y|x) of given pairs, or of a Moses n-best list's hypotheses."""
-
-    checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
-    src: str | None = None  # source sentences, one a line
-    tgt: str | None = None  # target sentences, line-aligned with src
-    tsv: str | None = None  # instead of src/tgt: source<TAB>target lines
-    nbest: str | None = None  # a Moses n-best list ("id ||| hypothesis ||| features ||| total") for sources in src
-    feature: str = "nmt"  # feature name appended to the n-best list
-    rerank: bool = False  # reorder each n-best list by total + weight * log p(y|x)
-    weight: float = 1.0  # weight of the model score when reranking
-    output: str = "-"  # "-": stdout
-    batch_tokens: int = 4096  # pieces per scoring batch
-    threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
-    device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N
-
-
-@dataclass
-class AverageConfig(Checked):
-    """``nmt average``: the mean of the parameters of a run's last ``k`` step checkpoints."""
-
-    run: str = MISSING  # a run directory holding step-<N>.pt files
-    k: int = 5  # how many of the latest step checkpoints to average
-    output: str | None = None  # where the averaged checkpoint goes; default: <run>/averaged.pt
-
-
-@dataclass
-class PlotConfig(Checked):
-    """``nmt plot KIND``: a picture of a trained run, written as PNG."""
-
-    kind: PlotKind = MISSING  # attention | gates | curves | representations | gradients
-    run: str = MISSING  # a run directory (curves: its metrics.jsonl) or a checkpoint; gradients: [a,b,...]
-    sentence: str | None = None  # the source sentence (attention, gates)
-    input: str | None = None  # source phrases, one a line (representations)
-    max_phrases: int = 500  # phrases read from input (representations)
-    labels: int = 40  # phrases written next to their dot (representations)
-    units: int = 64  # units shown in the gate heatmaps (the most varying ones)
-    output: str | None = None  # the PNG; default: <run directory>/plots/<kind>.png
-    decode: DecodeConfig = field(default_factory=DecodeConfig)  # how the attention plot's sentence is translated
-
-
-@dataclass
-class BenchConfig(Checked):
-    """``nmt bench``: training and decoding speed, useful FLOP/s against the matmul ceiling, peak memory."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    threads: str = checked("2", check_setting)  # torch threads for every measurement (auto: nmt.runtime.threads)
-    ceiling_size: int = 2048  # n of the n x n x n matmul that gives the large-size ceiling
-    warmup: int = 20  # training updates before the measured window
-    measure: int = 100  # training updates measured
-    checkpoint: str | None = None  # a trained run or checkpoint to time decoding with; null: skip decoding
-    quantized: bool = True  # also decode with int8 dynamic quantization (checkpoint given)
-    beam: int = 5  # beam size of the beam-search row
-    contention: bool = True  # also train alone and beside a busy process at 1 thread, all cores and auto
-    contention_warmup: int = 10  # updates before each contention window (auto finds its count in them)
-    contention_measure: int = 40  # updates measured in each of the six contention windows
-    dev_after_tokens: int = 0  # also train a fresh model on this many target tokens and report its dev cross-entropy
-    output: str = "runs/bench/bench.json"  # every figure, as JSON
