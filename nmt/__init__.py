@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Model", "Runtime", "TrainResult", "Translation", "compose", "load", "train"]
+__all__ = ["Aligned", "Model", "Runtime", "TrainResult", "Translation", "compose", "load", "train"]
 
 
 def __getattr__(name: str) -> Any:

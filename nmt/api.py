@@ -16,11 +16,12 @@ from typing import Any
 
 import torch
 
+from nmt.choices import Alignment
 from nmt.config import Config, DecodeConfig
 from nmt.decoding.translate import Translator
 from nmt.runtime.process import Runtime
 
-__all__ = ["Model", "Runtime", "TrainResult", "Translation", "compose", "load", "train"]
+__all__ = ["Aligned", "Model", "Runtime", "TrainResult", "Translation", "compose", "load", "train"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,17 @@ class Translation:
     text: str
     logprob: float  # log p(text + EOS | source)
     score: float  # logprob over the length penalty, which ranks the list
+
+
+@dataclass(frozen=True)
+class Aligned:
+    """A translation with its word alignment (nmt.decoding.alignment)."""
+
+    text: str
+    source_words: list[str]  # as the model read them (sentencepiece's normalisation)
+    target_words: list[str]
+    pairs: list[tuple[int, int]]  # (source word, target word) from 0: each target word to its heaviest source word
+    weights: list[list[float]]  # (target words, source words) attention per word; each row sums to 1
 
 
 class Model:
@@ -68,6 +80,24 @@ class Model:
             out = [[Translation(t, h.logprob, h.score) for t, h in zip(self._texts(hyps), hyps, strict=True)]
                    for hyps in decode_all(self.translator.model, ids, dc)]
         return out[0] if isinstance(sentences, str) else out
+
+    def align(self, sentences: Sequence[str], *, max_input_len: int = 250, **decode: Any) -> list[Aligned]:
+        """Translations (``decode`` as in :meth:`translate`, one each) with their word alignments; a model without
+        attention is refused (nmt.errors.NMTError)."""
+        from nmt.decoding import alignment
+        from nmt.decoding.search import decode_best
+
+        t = self.translator
+        t.check_alignment(Alignment.hard)
+        dc = decode_config(**decode)
+        ids = t.encode(list(sentences), max_input_len)
+        hyps = decode_best(t.model, ids, dc)
+        out = []
+        for s, h, text, m in zip(ids, hyps, t.tokenizer.decode_tgt(hyps), t.word_alignments(ids, hyps), strict=True):
+            src = alignment.words([t.tokenizer.src.id_to_piece(i) for i in s])
+            tgt = alignment.words([t.tokenizer.tgt.id_to_piece(i) for i in h])
+            out.append(Aligned(text if s else "", src, tgt, alignment.hard(m), m.tolist()))
+        return out
 
     def _texts(self, hyps: list) -> list[str]:
         return self.translator.tokenizer.decode_tgt([h.tokens for h in hyps]) if hyps else []

@@ -133,6 +133,12 @@ class Quantize(Choice):
     int8 = "int8"
 
 
+class Alignment(Choice):
+    none = "none"
+    hard = "hard"
+    soft = "soft"
+
+
 class PlotKind(Choice):
     attention = "attention"
     gates = "gates"

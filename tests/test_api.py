@@ -57,6 +57,8 @@ def test_the_api_trains_translates_and_scores_without_touching_the_process(tiny_
     assert all(math.isfinite(h.logprob) for h in nbest)
     lp = model.score(["ka lo mi", "ne ru"], ["cat dog sun", "moon tree"])
     assert len(lp) == 2 and all(math.isfinite(x) and x < 0 for x in lp)
+    with pytest.raises(NMTError, match="decode.alignment needs a model with attention"):
+        model.align(["ka lo mi"])  # a Cho 2014 model has no attention
     analysis = model.analyze("ka lo mi", method="beam", n_best=2)
     assert analysis["translation"] == nbest[0].text
     assert len(analysis["gates"]["update"]) == len(analysis["source_pieces"]) > 0

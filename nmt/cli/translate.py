@@ -64,6 +64,7 @@ def run_translate(tc: TranslateConfig) -> None:
     refuse_overwrite(tc.output, {"input": tc.input, "checkpoint": tc.checkpoint})
     threads = configure_threads(tc.threads)
     translator = Translator.open(tc.checkpoint, tc.quantize, tc.device)
+    translator.check_alignment(tc.decode.alignment)
     if tc.input == "-" and sys.stdin.isatty():
         _interactive(translator, tc)
         return

@@ -8,7 +8,17 @@ from typing import ClassVar
 
 from omegaconf import MISSING
 
-from nmt.choices import Checked, DecodeMethod, PlotKind, Quantize, Split, check_device, check_setting, checked
+from nmt.choices import (
+    Alignment,
+    Checked,
+    DecodeMethod,
+    PlotKind,
+    Quantize,
+    Split,
+    check_device,
+    check_setting,
+    checked,
+)
 from nmt.config.runs import DataConfig, ModelConfig, TrainConfig
 from nmt.errors import ConfigValueError
 
@@ -31,11 +41,14 @@ class DecodeConfig(Checked):
     topk: int = 0  # method=sample: draw from the k likeliest pieces only; 0: all
     topp: float = 1.0  # method=sample: from the smallest set of pieces holding this probability (nucleus)
     seed: int = 0  # method=sample: the same seed gives the same samples of a sentence, however it is batched
+    alignment: Alignment = Alignment.none  # none | hard (Moses i-j word pairs) | soft (word matrix): attention models
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.n_best > 1 and self.method == DecodeMethod.greedy:
             raise ConfigValueError("decode.n_best > 1 needs beam search (decode=beam5) or sampling (decode=sample)")
+        if self.alignment != Alignment.none and self.n_best > 1:
+            raise ConfigValueError("decode.alignment aligns the best translation: use it with decode.n_best=1")
         if self.method == DecodeMethod.beam and not 1 <= self.n_best <= self.beam:
             raise ConfigValueError(f"decode.n_best must be between 1 and decode.beam ({self.beam})")
 

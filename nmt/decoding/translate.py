@@ -11,11 +11,12 @@ from pathlib import Path
 import torch
 
 from nmt import checkpoint
-from nmt.choices import Quantize
+from nmt.choices import Alignment, Quantize
 from nmt.config import Config, DecodeConfig
 from nmt.data.batching import collate
 from nmt.data.load import resolve_path
-from nmt.data.tokenizer import Tokenizer
+from nmt.data.tokenizer import UNK, Tokenizer
+from nmt.decoding import alignment
 from nmt.decoding.device import inference_device
 from nmt.decoding.ensemble import Ensemble, restrict_members
 from nmt.decoding.quantize import quantize as quantize_model
@@ -89,7 +90,35 @@ class Translator:
         nmt.decoding.search.decode_all."""
         ids = self.encode(lines, max_input_len, first_line)
         hyps = decode_best(self.model, ids, dc, on_batch)
-        return [text if x else "" for x, text in zip(ids, self.tokenizer.decode_tgt(hyps), strict=True)]
+        texts = [text if x else "" for x, text in zip(ids, self.tokenizer.decode_tgt(hyps), strict=True)]
+        if dc.alignment == Alignment.none:
+            return texts
+        show = alignment.hard if dc.alignment == Alignment.hard else None
+        return [f"{text} ||| {alignment.moses(show(m)) if show else alignment.soft(m)}"
+                for text, m in zip(texts, self.word_alignments(ids, hyps), strict=True)]
+
+    def word_alignments(self, ids: list[list[int]], outputs: list[list[int]], batch: int = 64) -> list[torch.Tensor]:
+        """The word-level attention matrix (W, U) of each translation ``outputs`` of the sources ``ids``
+        (nmt.decoding.alignment); a model without attention is refused in one line."""
+        self.check_alignment(Alignment.hard)
+        out = []
+        for start in range(0, len(ids), batch):
+            src, tgt = ids[start : start + batch], outputs[start : start + batch]
+            weights = self._attention([s or [UNK] for s in src], tgt)  # (B, T+1, S)
+            for k, (s, t) in enumerate(zip(src, tgt, strict=True)):
+                out.append(alignment.word_matrix(weights[k, : len(t), : len(s)], self._pieces(s, "src"),
+                                                 self._pieces(t, "tgt")))
+        return out
+
+    def check_alignment(self, mode: Alignment) -> None:
+        """Refuse ``decode.alignment`` for a model without attention, in one line (before anything is written)."""
+        if mode != Alignment.none and not self.model.attends:
+            raise NMTError(f"decode.alignment needs a model with attention (arch=rnnsearch); this one is arch="
+                           f"{self.config.model.arch}")
+
+    def _pieces(self, ids: list[int], side: str) -> list[str]:
+        sp = self.tokenizer.src if side == "src" else self.tokenizer.tgt
+        return [sp.id_to_piece(i) for i in ids]
 
     def nbest(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
               first_line: int = 1, on_batch: Callable[[int, int], None] | None = None) -> list[str]:
@@ -108,9 +137,13 @@ class Translator:
     def attention(self, src: list[int], tgt: list[int]) -> torch.Tensor | None:
         """Teacher-forced attention weights (T+1, S) of the target pieces ``tgt`` and EOS over the source pieces
         ``src``: the mean over the members that attend; None when none does."""
-        batch = collate([src], [tgt], [0]).to(self.device)
-        weights = [m.attention_and_features(batch)[1][0] for m in self.members if m.attends]
-        return torch.stack(weights).mean(0) if weights else None
+        return self._attention([src], [tgt])[0] if self.model.attends else None
+
+    @torch.no_grad()
+    def _attention(self, src: list[list[int]], tgt: list[list[int]]) -> torch.Tensor:
+        """(B, T+1, S) teacher-forced attention, the mean over the attending members."""
+        batch = collate(src, tgt, range(len(src))).to(self.device)
+        return torch.stack([m.attention_and_features(batch)[1] for m in self.members if m.attends]).mean(0).cpu()
 
 
 def _check_pieces(ckpt: checkpoint.Checkpoint) -> None:
