@@ -4,15 +4,17 @@ history on a terminal; a progress bar on stderr when it is a terminal."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
 
 from nmt.config import TranslateConfig
-from nmt.data.load import decode_lines, existing_file, read_lines, refuse_overwrite, resolve_path
+from nmt.data.load import check_parallel, decode_lines, existing_file, read_lines, refuse_overwrite, resolve_path
 from nmt.decoding.translate import Translator, chunks
+from nmt.errors import NMTError
 from nmt.runtime.threads import configure as configure_threads
 
 CHUNK = 2000  # lines translated together: bounded memory, good batches
@@ -59,16 +61,35 @@ def _lines(tc: TranslateConfig) -> tuple[Iterable[str], int | None]:
     return read_lines(path), newlines
 
 
+def _prefixes(tc: TranslateConfig) -> Iterator[str] | None:
+    """The prefix file's lines (checked against a file input's line count first), or None."""
+    if tc.prefix is None:
+        return None
+    path = existing_file(tc.prefix, "prefix")
+    if tc.input != "-":
+        check_parallel(existing_file(tc.input, "input"), path)
+    return iter(read_lines(path))
+
+
+def _take(lines: Iterator[str], n: int, name: str) -> list[str]:
+    """The next ``n`` prefix lines; a prefix file shorter than the input is named."""
+    got = list(itertools.islice(lines, n))
+    if len(got) < n:
+        raise NMTError(f"prefix file {name} has fewer lines than the input: give one per input line (empty: none)")
+    return got
+
+
 def run_translate(tc: TranslateConfig) -> None:
     """Translate ``tc.input`` to ``tc.output`` with the model in ``tc.checkpoint``."""
-    refuse_overwrite(tc.output, {"input": tc.input, "checkpoint": tc.checkpoint})
+    refuse_overwrite(tc.output, {"input": tc.input, "checkpoint": tc.checkpoint, "prefix": tc.prefix})
     threads = configure_threads(tc.threads)
     translator = Translator.open(tc.checkpoint, tc.quantize, tc.device)
     translator.check_alignment(tc.decode.alignment)
-    if tc.input == "-" and sys.stdin.isatty():
+    if tc.input == "-" and sys.stdin.isatty() and tc.prefix is None:
         _interactive(translator, tc)
         return
     lines, total = _lines(tc)
+    starts = _prefixes(tc)
     out = sys.stdout if tc.output == "-" else open(resolve_path(tc.output), "w", encoding="utf-8")
     bar = tqdm(total=total, unit="sent", desc="translating", disable=not sys.stderr.isatty(), dynamic_ncols=True)
     pieces = [0]
@@ -84,7 +105,8 @@ def run_translate(tc: TranslateConfig) -> None:
         for chunk in chunks(lines, CHUNK):
             write = translator.nbest if tc.decode.n_best > 1 else translator.translate
             threads.restart()
-            texts = write(chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1, on_batch=advance)
+            texts = write(chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1, on_batch=advance,
+                          prefixes=None if starts is None else _take(starts, len(chunk), tc.prefix))
             out.write("".join(text + "\n" for text in texts))
             out.flush()
             done += len(chunk)

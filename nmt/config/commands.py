@@ -60,6 +60,7 @@ class TranslateConfig(Checked):
     checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
     input: str = "-"  # a text file, one sentence per line; "-" reads stdin
     output: str = "-"  # where translations go, one line per input line; "-" writes stdout
+    prefix: str | None = None  # a file of target prefixes, one per input line ("" none): each translation starts so
     max_input_len: int = 250  # source pieces kept per line; longer lines are truncated with a warning
     threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
     device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N

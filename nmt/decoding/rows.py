@@ -6,12 +6,13 @@ Letters: N rows, V' output columns.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.data.tokenizer import BOS, EOS, PAD, UNK
 from nmt.model.contract import Decodable
 
 
@@ -51,3 +52,33 @@ def drop_done(keep: list[int], *tensors: Tensor) -> tuple[Tensor, ...]:
     with only those rows (the caller reorders the model state with the index)."""
     index = torch.tensor(keep, device=tensors[0].device)
     return (index, *(t.index_select(0, index) for t in tensors))
+
+
+class Prefixes:
+    """Forced starts of the outputs (a target prefix per sentence, e.g. what a translator has typed): while a
+    sentence's output is shorter than its prefix, only the prefix's next piece may be chosen. A piece the model
+    cannot emit (outside its output columns) is forced as UNK."""
+
+    def __init__(self, prefixes: Sequence[Sequence[int]], cols: Columns, device: torch.device) -> None:
+        self.lens = [len(p) for p in prefixes]
+        self.longest = max(self.lens, default=0)
+        column = torch.full((int(cols.ids.max()) + 1,), int((cols.ids == UNK).nonzero()[0]), dtype=torch.long)
+        column[cols.ids.cpu()] = torch.arange(len(cols.ids))
+        table = torch.full((len(prefixes), max(self.longest, 1)), -1, dtype=torch.long)
+        for i, p in enumerate(prefixes):
+            if p:
+                table[i, : len(p)] = column[torch.tensor(p).clamp(max=len(column) - 1)]
+        self.table = table.to(device)  # (B, P) the column forced at each step; -1: none
+
+    def force(self, scores: Tensor, t: int, sentence: Tensor) -> Tensor:
+        """(N, V') scores with every column but the forced one at -inf on rows whose sentence (``sentence``:
+        (N,) the sentence of each row) is still inside its prefix at step t; in place."""
+        if t >= self.longest:
+            return scores
+        col = self.table[sentence, t]  # (N,)
+        on = col >= 0
+        if bool(on.any()):
+            kept = scores[on].gather(1, col[on].unsqueeze(1))
+            scores[on] = float("-inf")
+            scores[on.nonzero().squeeze(1), col[on]] = kept.squeeze(1)
+        return scores

@@ -21,8 +21,9 @@ from nmt.choices import DecodeMethod
 from nmt.config import DecodeConfig
 from nmt.data.batching import collate, token_batches
 from nmt.data.tokenizer import BOS, EOS
-from nmt.decoding.rows import COMPACT_AT, Columns, Hypothesis, drop_done
+from nmt.decoding.rows import COMPACT_AT, Columns, Hypothesis, Prefixes, drop_done
 from nmt.decoding.sampling import sample
+from nmt.errors import NMTError
 from nmt.model.contract import Decodable
 
 
@@ -37,7 +38,8 @@ def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
 
 
 @torch.no_grad()
-def greedy(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, min_len: int = 0) -> list[Hypothesis]:
+def greedy(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, min_len: int = 0,
+           prefixes: Sequence[Sequence[int]] | None = None) -> list[Hypothesis]:
     """The most probable token at every step, for a whole batch at once.
 
     A finished sentence's row stays in the batch (its output ignored) until at least ``COMPACT_AT`` of the rows
@@ -45,10 +47,12 @@ def greedy(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, min_
     as much memory traffic as a step's products, so it is done once for many sentences, not once for each.
 
     :param src: (B, S) ids. :param src_len: (B,) lengths. :param max_len: (B,) output caps.
-    :param min_len: no EOS before this many output tokens.
+    :param min_len: no EOS before this many output tokens. :param prefixes: the start each output is forced to
+        take (target piece ids; rows.Prefixes), one per sentence.
     :return: one hypothesis per sentence (scores NaN: the argmax needs no softmax).
     """
     state, cols = model.encode(src, src_len), Columns(model)
+    forced = Prefixes(prefixes, cols, src.device) if prefixes else None
     caps = max_len.tolist()
     out = [Hypothesis([]) for _ in caps]
     rows = list(range(len(caps)))  # the sentence of each state row; -1: finished, waiting to leave the batch
@@ -56,7 +60,10 @@ def greedy(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, min_
     prev = torch.full((len(caps),), BOS, dtype=torch.long, device=src.device)
     for t in range(int(max(caps, default=0))):
         scores, state, _ = model.step(prev, state, normalize=False)  # the argmax needs no softmax
-        prev = cols.ids[cols.mask(scores, t < min_len).argmax(-1)]
+        scores = cols.mask(scores, t < min_len)
+        if forced is not None:
+            scores = forced.force(scores, t, torch.tensor(rows, device=scores.device).clamp(min=0))
+        prev = cols.ids[scores.argmax(-1)]
         for row, token in enumerate(prev.tolist()):
             i = rows[row]
             if i < 0:
@@ -113,18 +120,21 @@ class _Finished:
 
 @torch.no_grad()
 def beam_search(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, *, beam: int, alpha: float = 1.0,
-                n_best: int = 1, min_len: int = 0) -> list[list[Hypothesis]]:
+                n_best: int = 1, min_len: int = 0, prefixes: Sequence[Sequence[int]] | None = None
+                ) -> list[list[Hypothesis]]:
     """Batched beam search: B sentences x K beams advance together in one (B*K, ...) state.
 
     At each step the 2K best continuations of each sentence are taken from top-k over K*V; those ending in EOS
     among the first K are finished, the K best others continue. K finished or the cap end a sentence (see greedy).
 
     :param max_len: (B,) caps. :param beam: K. :param alpha: length penalty exponent. :param min_len: no EOS before.
+    :param prefixes: the start each sentence's hypotheses are forced to take (see greedy).
     :return: per sentence, the ``n_best`` hypotheses with the highest ``score``, best first.
     """
     b, k, dev = src.shape[0], beam, src.device
     state = model.reorder(model.encode(src, src_len), torch.arange(b, device=dev).repeat_interleave(k))
     fin, cols = _Finished(k, alpha, max_len.tolist(), [[] for _ in range(b)], [False] * b), Columns(model)
+    forced = Prefixes(prefixes, cols, dev) if prefixes else None
     alive = list(range(b))  # the sentences in the batch, in state order (n of them; some may be done)
     cum = torch.full((b, k), float("-inf"), device=dev)  # (n, K) log-probabilities of the live beams
     cum[:, 0] = 0.0  # only beam 0 is alive at the start
@@ -133,7 +143,10 @@ def beam_search(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor,
         n = len(alive)
         logp, state, _ = model.step(prev, state)
         vocab = logp.shape[-1]
-        cand = (cum.view(-1, 1) + cols.mask(logp, t < min_len)).view(n, k * vocab)
+        logp = cols.mask(logp, t < min_len)
+        if forced is not None:
+            logp = forced.force(logp, t, torch.tensor(alive, device=dev).repeat_interleave(k))
+        cand = (cum.view(-1, 1) + logp).view(n, k * vocab)
         top, idx = cand.topk(min(2 * k, k * vocab), dim=-1)
         src_beam, tok = idx // vocab, cols.ids[idx % vocab]  # (n, 2K)
         fin.take_eos(alive, top, src_beam, tok, tokens)
@@ -154,24 +167,33 @@ def beam_search(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor,
     return [sorted(h, key=lambda x: -x.score)[:n_best] for h in fin.hyps]
 
 
-def search(model: Decodable, src_ids: list[list[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
+def search(model: Decodable, src_ids: list[list[int]], dc: DecodeConfig,
+           prefixes: Sequence[Sequence[int]] | None = None) -> list[list[Hypothesis]]:
     """Decode one batch of non-empty source id lists as ``dc`` says: per source, its hypotheses, best first
-    (greedy: one; beam: ``dc.n_best``)."""
+    (greedy: one; beam: ``dc.n_best``), each starting with its prefix (target piece ids) when given."""
     batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids))).to(model.device)
     caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
+    if prefixes and any(prefixes):  # room for the whole prefix and a piece after it
+        caps = torch.maximum(caps, torch.tensor([len(p) + 1 for p in prefixes], device=caps.device))
+        if dc.method == DecodeMethod.sample:
+            raise NMTError("a target prefix works with greedy and beam search, not with decode=sample")
+    else:
+        prefixes = None
     if dc.method == DecodeMethod.sample:
         return sample(model, batch.src, batch.src_len, caps, src_ids, n=dc.n_best, temperature=dc.temperature,
                       topk=dc.topk, topp=dc.topp, seed=dc.seed, min_len=dc.min_len)
     if dc.method == DecodeMethod.beam:
         return beam_search(model, batch.src, batch.src_len, caps, beam=dc.beam, alpha=dc.alpha, n_best=dc.n_best,
-                           min_len=dc.min_len)
-    return [[h] for h in greedy(model, batch.src, batch.src_len, caps, dc.min_len)]
+                           min_len=dc.min_len, prefixes=prefixes)
+    return [[h] for h in greedy(model, batch.src, batch.src_len, caps, dc.min_len, prefixes)]
 
 
 @torch.no_grad()
 def decode_all(model: Decodable, ids: Sequence[Sequence[int]], dc: DecodeConfig,
-               on_batch: Callable[[int, int], None] | None = None) -> list[list[Hypothesis]]:
-    """Hypotheses (best first) for each source id list, in input order; an empty source gets none.
+               on_batch: Callable[[int, int], None] | None = None,
+               prefixes: Sequence[Sequence[int]] | None = None) -> list[list[Hypothesis]]:
+    """Hypotheses (best first) for each source id list, in input order; an empty source gets none. ``prefixes``:
+    one forced output start (target piece ids, maybe empty) per source.
 
     Sources are sorted by length and batched by ``dc.batch_tokens``, divided by the rows each source takes (the
     beam, or the samples); ``on_batch(sentences, source_pieces)`` is called after each batch (a progress bar).
@@ -183,7 +205,8 @@ def decode_all(model: Decodable, ids: Sequence[Sequence[int]], dc: DecodeConfig,
     budget = max(dc.batch_tokens // per_source, 1)
     for group in token_batches(lens, lens, budget, shuffle=False):
         rows = [todo[j] for j in group]
-        for i, hyps in zip(rows, search(model, [list(ids[i]) for i in rows], dc), strict=True):
+        starts = [list(prefixes[i]) for i in rows] if prefixes else None
+        for i, hyps in zip(rows, search(model, [list(ids[i]) for i in rows], dc, starts), strict=True):
             out[i] = hyps
         if on_batch:
             on_batch(len(rows), sum(lens[j] for j in group))
@@ -191,6 +214,7 @@ def decode_all(model: Decodable, ids: Sequence[Sequence[int]], dc: DecodeConfig,
 
 
 def decode_best(model: Decodable, ids: Sequence[Sequence[int]], dc: DecodeConfig,
-                on_batch: Callable[[int, int], None] | None = None) -> list[list[int]]:
+                on_batch: Callable[[int, int], None] | None = None,
+                prefixes: Sequence[Sequence[int]] | None = None) -> list[list[int]]:
     """The best output ids for each source id list, in input order (empty for an empty source)."""
-    return [h[0].tokens if h else [] for h in decode_all(model, ids, dc, on_batch)]
+    return [h[0].tokens if h else [] for h in decode_all(model, ids, dc, on_batch, prefixes)]

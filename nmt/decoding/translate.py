@@ -85,11 +85,13 @@ class Translator:
         return ids
 
     def translate(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
-                  first_line: int = 1, on_batch: Callable[[int, int], None] | None = None) -> list[str]:
+                  first_line: int = 1, on_batch: Callable[[int, int], None] | None = None,
+                  prefixes: Sequence[str] | None = None) -> list[str]:
         """One translation per input line, in input order; empty lines give empty lines. ``on_batch``: see
-        nmt.decoding.search.decode_all."""
+        nmt.decoding.search.decode_all. ``prefixes``: per line, the text its translation must start with ("":
+        none), e.g. what a translator has typed; the model continues it."""
         ids = self.encode(lines, max_input_len, first_line)
-        hyps = decode_best(self.model, ids, dc, on_batch)
+        hyps = decode_best(self.model, ids, dc, on_batch, self.encode_prefixes(prefixes, len(lines)))
         texts = [text if x else "" for x, text in zip(ids, self.tokenizer.decode_tgt(hyps), strict=True)]
         if dc.alignment == Alignment.none:
             return texts
@@ -110,6 +112,14 @@ class Translator:
                                                  self._pieces(t, "tgt")))
         return out
 
+    def encode_prefixes(self, prefixes: Sequence[str] | None, n: int) -> list[list[int]] | None:
+        """Target piece ids of each prefix text ("": none); None without prefixes."""
+        if prefixes is None:
+            return None
+        if len(prefixes) != n:
+            raise NMTError(f"{len(prefixes)} prefixes for {n} sentences: give one per sentence (empty for none)")
+        return self.tokenizer.encode_tgt([p.strip() for p in prefixes])
+
     def check_alignment(self, mode: Alignment) -> None:
         """Refuse ``decode.alignment`` for a model without attention, in one line (before anything is written)."""
         if mode != Alignment.none and not self.model.attends:
@@ -121,13 +131,15 @@ class Translator:
         return [sp.id_to_piece(i) for i in ids]
 
     def nbest(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
-              first_line: int = 1, on_batch: Callable[[int, int], None] | None = None) -> list[str]:
+              first_line: int = 1, on_batch: Callable[[int, int], None] | None = None,
+              prefixes: Sequence[str] | None = None) -> list[str]:
         """Moses-format n-best lines ``id ||| translation ||| logprob= L ||| score``, ``dc.n_best`` per non-empty
         input line, best first (id: the 0-based input line; L: log p(translation + EOS | source); score: L over
         the length penalty, which ranks them). ``nmt score nbest=... rerank=true`` reads them back."""
         out = []
         ids = self.encode(lines, max_input_len, first_line)
-        for offset, hyps in enumerate(decode_all(self.model, ids, dc, on_batch)):
+        for offset, hyps in enumerate(decode_all(self.model, ids, dc, on_batch,
+                                                 self.encode_prefixes(prefixes, len(lines)))):
             texts = self.tokenizer.decode_tgt([h.tokens for h in hyps]) if hyps else []
             out += [f"{first_line - 1 + offset} ||| {t} ||| logprob= {h.logprob:.4f} ||| {h.score:.4f}"
                     for t, h in zip(texts, hyps, strict=True)]
