@@ -21,8 +21,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from nmt.choices import Alignment
 from nmt.evaluation.score import score_pairs
-from nmt.serve import schemas
+from nmt.serve import libre, schemas
 from nmt.serve.analysis import analyze, json_number
 from nmt.serve.config import ServeConfig
 from nmt.serve.engine import ServedModel, clean, search_config
@@ -109,23 +110,13 @@ def _info_routes(app: FastAPI, models: list[ServedModel]) -> None:
 
 
 def _translation_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig) -> None:
-    @app.post("/translate", response_model=schemas.LibreResponse, response_model_exclude_none=True)
-    async def libre(req: schemas.LibreRequest) -> dict:
-        lines = [req.q] if isinstance(req.q, str) else req.q
-        _check(lines, sc, req.alternatives + 1)
-        pair = [m for m in models if m.tgt_lang == req.target and req.source in ("auto", m.src_lang)]
-        if not pair:
-            have = ", ".join(f"{m.src_lang}-{m.tgt_lang}" for m in models)
-            raise HTTPException(400, f"no model translates {req.source} to {req.target}; this server has {have}")
-        model = pair[0]
-        hyps = await model.translate(lines, search_config(sc.decode, None, None, req.alternatives + 1),
-                                     sc.max_input_len)
-        texts = [model.texts(h) if h else [""] for h in hyps]
-        out = {"translatedText": [t[0] for t in texts] if isinstance(req.q, list) else texts[0][0]}
-        if req.alternatives:
-            alts = [t[1:] for t in texts]
-            out["alternatives"] = alts if isinstance(req.q, list) else alts[0]
-        return out
+    @app.post("/translate", response_model=schemas.LibreResponse, response_model_exclude_none=True,
+              openapi_extra={"requestBody": {"content": {t: {"schema": schemas.LibreRequest.model_json_schema()}
+                                                         for t in ("application/json", *libre.FORMS)}}})
+    async def translate(request: Request) -> dict:
+        """LibreTranslate's /translate (JSON, form or multipart body, or query string), with nmt's ``prefix`` and
+        ``alignment`` beside its fields."""
+        return await _libre(await libre.read(request), models, sc)
 
     @app.post("/translator/translate", response_model=list[list[schemas.OnmtResult]])
     async def onmt(items: list[schemas.OnmtItem]) -> list[list[dict]]:
@@ -139,6 +130,37 @@ def _translation_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig
             score = json_number(hyps[0].logprob) if hyps else None
             out.append({"src": item.src, "tgt": text, "n_best": 1, "pred_score": score})
         return [out]
+
+
+async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: ServeConfig) -> dict:
+    """One LibreTranslate request, checked and translated."""
+    lines = [req.q] if isinstance(req.q, str) else req.q
+    prefixes = None if req.prefix is None else [req.prefix] if isinstance(req.prefix, str) else req.prefix
+    if req.format != "text":
+        raise HTTPException(400, f"format={req.format} is not supported: nmt translates plain text (format=text)")
+    if prefixes is not None and len(prefixes) != len(lines):
+        raise HTTPException(422, f"prefix: {len(prefixes)} prefixes for {len(lines)} sentences (one per q)")
+    _check(lines, sc, req.alternatives + 1)
+    pair = [m for m in models if m.tgt_lang == req.target and req.source in ("auto", m.src_lang)]
+    if not pair:
+        have = ", ".join(f"{m.src_lang}-{m.tgt_lang}" for m in models)
+        raise HTTPException(400, f"no model translates {req.source} to {req.target}; this server has {have}")
+    model = pair[0]
+    mode = Alignment(req.alignment)
+    if mode != Alignment.none and not model.translator.model.attends:
+        raise HTTPException(400, f"alignment needs a model with attention; {model.name} has none")
+    hyps = await model.translate(lines, search_config(sc.decode, None, None, req.alternatives + 1),
+                                 sc.max_input_len, prefixes)
+    texts = [model.texts(h) if h else [""] for h in hyps]
+    one = not isinstance(req.q, list)
+    out: dict = {"translatedText": texts[0][0] if one else [t[0] for t in texts]}
+    if req.alternatives:
+        alts = [t[1:] for t in texts]
+        out["alternatives"] = alts[0] if one else alts
+    if mode != Alignment.none:
+        aligned = await model.alignments(lines, hyps, mode, sc.max_input_len)
+        out["alignment"] = aligned[0] if one else aligned
+    return out
 
 
 def _own_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig) -> None:

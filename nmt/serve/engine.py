@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nmt.choices import DecodeMethod
+from nmt.choices import Alignment, DecodeMethod
 from nmt.config import DecodeConfig
+from nmt.decoding import alignment
 from nmt.decoding.search import Hypothesis, decode_all
 from nmt.decoding.translate import Translator
 from nmt.runtime.threads import FixedThreads, Threads
@@ -36,6 +37,7 @@ class _Job:
     ids: list[list[int]]
     dc: DecodeConfig
     done: asyncio.Future
+    prefixes: list[list[int]] | None = None  # a forced start (target piece ids) per sentence
 
 
 @dataclass
@@ -50,9 +52,10 @@ class Batcher:
     batches: int = 0  # searches run so far (a test reads it)
     threads: Threads = field(default_factory=lambda: FixedThreads(0))  # told each search's time (threads=auto)
 
-    async def submit(self, ids: list[list[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
+    async def submit(self, ids: list[list[int]], dc: DecodeConfig, prefixes: list[list[int]] | None = None
+                     ) -> list[list[Hypothesis]]:
         """The hypotheses of each source id list, best first, once its batch has been searched."""
-        job = _Job(ids, dc, asyncio.get_running_loop().create_future())
+        job = _Job(ids, dc, asyncio.get_running_loop().create_future(), prefixes)
         await self.queue.put(job)
         return await job.done
 
@@ -83,14 +86,17 @@ class Batcher:
         finally:
             free.release()
 
-    def _decode(self, ids: list[list[int]], dc: DecodeConfig) -> list[list[Hypothesis]]:
+    def _decode(self, ids: list[list[int]], dc: DecodeConfig, prefixes: list[list[int]] | None
+                ) -> list[list[Hypothesis]]:
         with self.threads.timed(sum(map(len, ids))):
-            return decode_all(self.translator.model, ids, dc)
+            return decode_all(self.translator.model, ids, dc, prefixes=prefixes)
 
     async def _search(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         ids = [x for job in jobs for x in job.ids]
+        prefixes = [p for job in jobs for p in (job.prefixes or [[]] * len(job.ids))]
         try:
-            hyps = await loop.run_in_executor(self.executor, self._decode, ids, jobs[0].dc)
+            hyps = await loop.run_in_executor(self.executor, self._decode, ids, jobs[0].dc,
+                                              prefixes if any(prefixes) else None)
         except Exception as err:  # a failure answers its requests with an error; the server goes on
             for job in jobs:
                 if not job.done.done():
@@ -134,10 +140,22 @@ class ServedModel:
         return {"name": self.name, "source": self.src_lang, "target": self.tgt_lang,
                 "arch": archs[0] if len(archs) == 1 else archs, "checkpoint": self.path, "step": self.translator.step}
 
-    async def translate(self, lines: list[str], dc: DecodeConfig, max_input_len: int) -> list[list[Hypothesis]]:
-        """Hypotheses for each line (none for an empty one), through the batcher."""
+    async def translate(self, lines: list[str], dc: DecodeConfig, max_input_len: int,
+                        prefixes: list[str] | None = None) -> list[list[Hypothesis]]:
+        """Hypotheses for each line (none for an empty one), through the batcher; ``prefixes``: the text each
+        translation must start with ("" none)."""
         ids = self.translator.encode([clean(x) for x in lines], max_input_len)
-        return await self.batcher.submit(ids, dc)
+        starts = self.translator.encode_prefixes([clean(p) for p in prefixes], len(lines)) if prefixes else None
+        return await self.batcher.submit(ids, dc, starts)
+
+    async def alignments(self, lines: list[str], hyps: list[list[Hypothesis]], mode: Alignment,
+                         max_input_len: int) -> list[str]:
+        """Each line's best translation's word alignment, as ``nmt translate decode.alignment=MODE`` writes it."""
+        ids = self.translator.encode([clean(x) for x in lines], max_input_len)
+        best = [h[0].tokens if h else [] for h in hyps]
+        matrices = await self.call(self.translator.word_alignments, ids, best)
+        show = alignment.hard if mode == Alignment.hard else None
+        return [alignment.moses(show(m)) if show else alignment.soft(m) for m in matrices]
 
     def texts(self, hyps: list[Hypothesis]) -> list[str]:
         return self.translator.tokenizer.decode_tgt([h.tokens for h in hyps])

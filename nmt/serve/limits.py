@@ -1,10 +1,15 @@
-"""An ASGI middleware in front of the API: POST bodies must be JSON (else 415) and at most ``max_bytes`` long
-(else 413, whether or not the client announced the length), each refused with a JSON error."""
+"""An ASGI middleware in front of the API: POST bodies must be JSON (else 415; LibreTranslate's ``/translate``
+also takes a form, a multipart body or only a query string, as its own server does) and at most ``max_bytes``
+long (else 413, whether or not the client announced the length), each refused with a JSON error."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+
+FORM_PATHS = ("/translate",)  # the routes that read forms too (nmt.serve.libre)
+FORMS = (b"application/x-www-form-urlencoded", b"multipart/form-data", b"")
 
 
 class _TooLarge(Exception):
@@ -20,7 +25,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers", []))
         ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if ctype != b"application/json":
+        if ctype != b"application/json" and not (scope["path"] in FORM_PATHS and ctype in FORMS):
             return await _error(send, 415, f"the body must be JSON (Content-Type: application/json), not "
                                            f"{ctype.decode('latin-1') or 'untyped'}")
         length = headers.get(b"content-length", b"0")

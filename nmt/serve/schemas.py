@@ -18,14 +18,18 @@ class LibreRequest(BaseModel):
     q: str | list[str]
     source: str = "auto"  # a language code, or auto: any model into ``target``
     target: str
-    format: Literal["text"] = "text"
+    format: str = "text"  # text; html is refused (400): nmt translates plain text
     alternatives: int = Field(0, ge=0)
     api_key: str | None = None  # accepted and ignored (clients send it)
+    # nmt's extensions
+    prefix: str | list[str] | None = None  # the start each translation must take (one per q; "" none)
+    alignment: Literal["none", "hard", "soft"] = "none"  # word alignments from attention (attention models)
 
 
 class LibreResponse(BaseModel):
     translatedText: str | list[str]  # noqa: N815 (LibreTranslate's name)
     alternatives: list[str] | list[list[str]] | None = None
+    alignment: str | list[str] | None = None  # decode.alignment's format: "0-0 1-2" (hard) or weights (soft)
 
 
 class OnmtItem(Strict):

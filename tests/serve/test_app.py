@@ -131,3 +131,25 @@ def test_control_characters_and_empty_strings_are_handled_as_translate_does(run:
         out = c.post("/translate", content=body, headers={"content-type": "application/json"}).json()
         assert c.post("/analyze", json={"q": "", "model": "nope"}).status_code == 404
     assert out["translatedText"][:2] == offline and isinstance(out["translatedText"][2], str)
+
+
+def test_libretranslate_requests_as_forms_and_query_strings_and_nmt_fields(run: Path) -> None:
+    offline = Translator.open(str(run))
+    dc = DecodeConfig(alignment="hard")
+    with client(run) as c:
+        want = c.post("/translate", json={"q": "ka lo mi", "target": "yy"}).json()
+        assert c.post("/translate", data={"q": "ka lo mi", "target": "yy"}).json() == want
+        assert c.post("/translate", files={"q": (None, "ka lo mi"), "target": (None, "yy")}).json() == want
+        assert c.post("/translate", params={"q": "ka lo mi", "target": "yy"}).json() == want
+        many = c.post("/translate", data={"q": ["ka lo mi", "ne ru"], "target": "yy", "alignment": "hard",
+                                          "prefix": ["river", ""]}).json()
+        assert many["translatedText"] == offline.translate(["ka lo mi", "ne ru"], DecodeConfig(),
+                                                           prefixes=["river", ""])
+        assert many["translatedText"][0].startswith("river")
+        texts = offline.translate(["ka lo mi", "ne ru"], dc, prefixes=["river", ""])
+        assert many["alignment"] == [t.split(" ||| ")[1] for t in texts]
+        html = c.post("/translate", json={"q": "ka", "target": "yy", "format": "html"})
+        assert html.status_code == 400 and "format=html" in html.json()["error"]
+        wrong = c.post("/translate", json={"q": ["ka", "lo"], "target": "yy", "prefix": ["x"]})
+        assert wrong.status_code == 422 and "prefix" in wrong.json()["error"]
+        assert c.post("/translate", data={"target": "yy"}).status_code == 422  # q missing: as in JSON

@@ -88,9 +88,27 @@ MALFORMED = [  # (body, content type, expected status)
     (b'{"q": "\xff", "target": "yy"}', "application/json", 400),
     (b'{"q": "' + b"x" * 2500 + b'", "target": "yy"}', "application/json", 422), (b"[[[[", "application/json", 400),
     (b'{"q": "ka", "target": "yy", "alternatives": 99}', "application/json", 422),
-    (b'{"q": "ka", "target": "yy", "format": "html"}', "application/json", 422),
+    (b'{"q": "ka", "target": "yy", "format": "html"}', "application/json", 400),
     (b'{"q": "ka", "target": "yy"}' + b" " * 1_100_000, "application/json", 413),
 ]
+
+
+def test_libretranslate_clients_as_people_use_them(server: tuple[str, subprocess.Popen]) -> None:
+    """libretranslatepy posts a urlencoded form; others send multipart or only a query string."""
+    libretranslatepy = pytest.importorskip("libretranslatepy")
+    url, _ = server
+    expected = _post(f"{url}/translate", b'{"q": "ka lo mi", "source": "xx", "target": "yy"}')[1]
+    client = libretranslatepy.LibreTranslateAPI(url + "/")
+    assert client.translate("ka lo mi", source="xx", target="yy") == expected["translatedText"]
+    assert [lang["code"] for lang in client.languages()] == ["xx"]
+    boundary = "nmtboundary"
+    parts = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+                    for k, v in (("q", "ka lo mi"), ("source", "xx"), ("target", "yy")))
+    status, body = _post(f"{url}/translate", (parts + f"--{boundary}--\r\n").encode(),
+                         f"multipart/form-data; boundary={boundary}")
+    assert status == 200 and body == expected
+    status, body = _post(f"{url}/translate?q=ka+lo+mi&source=xx&target=yy", b"", "")
+    assert status == 200 and body == expected
 
 
 def test_good_and_malformed_requests_interleaved(server: tuple[str, subprocess.Popen]) -> None:
