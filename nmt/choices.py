@@ -241,7 +241,7 @@ RANGES: dict[str, dict[str, Range]] = {
     "DecodeConfig": {"beam": AT_LEAST_1, "alpha": NON_NEGATIVE, "max_len_ratio": POSITIVE,
                      "max_len_extra": NON_NEGATIVE, "min_len": NON_NEGATIVE, "batch_tokens": AT_LEAST_1,
                      "n_best": AT_LEAST_1, "temperature": POSITIVE, "topk": NON_NEGATIVE, "topp": NONZERO_FRACTION,
-                     "seed": SEED},
+                     "seed": SEED, "no_repeat_ngram": NON_NEGATIVE},
     "TranslateConfig": {"max_input_len": AT_LEAST_1},
     "EvaluateConfig": {"bootstrap": NON_NEGATIVE, "max_input_len": AT_LEAST_1},
     "ScoreConfig": {"weight": FINITE, "batch_tokens": AT_LEAST_1},

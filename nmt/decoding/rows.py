@@ -6,7 +6,7 @@ Letters: N rows, V' output columns.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -81,4 +81,38 @@ class Prefixes:
             kept = scores[on].gather(1, col[on].unsqueeze(1))
             scores[on] = float("-inf")
             scores[on.nonzero().squeeze(1), col[on]] = kept.squeeze(1)
+        return scores
+
+
+def repeat_bans(history: Sequence[int], n: int) -> set[int]:
+    """The pieces that would complete an n-gram already in ``history`` (``decode.no_repeat_ngram=n``)."""
+    if n <= 0 or len(history) < n - 1:
+        return set()
+    tail = tuple(history[len(history) - n + 1 :]) if n > 1 else ()
+    return {history[i + n - 1] for i in range(len(history) - n + 1) if tuple(history[i : i + n - 1]) == tail}
+
+
+class Steering:
+    """What a search step applies to the model's scores besides them: PAD and BOS never, EOS not before
+    ``min_len``, each sentence's forced prefix, and no repeated n-gram (``no_repeat_ngram``; 0: allowed)."""
+
+    def __init__(self, cols: Columns, min_len: int, prefixes: Sequence[Sequence[int]] | None, no_repeat: int,
+                 device: torch.device) -> None:
+        self.cols, self.min_len, self.no_repeat = cols, min_len, no_repeat
+        self.forced = Prefixes(prefixes, cols, device) if prefixes else None
+        self.column = torch.full((int(cols.ids.max()) + 1,), -1, dtype=torch.long)
+        self.column[cols.ids.cpu()] = torch.arange(len(cols.ids))
+
+    def __call__(self, scores: Tensor, t: int, sentences: Callable[[], Tensor],
+                 histories: Callable[[], list[list[int]]]) -> Tensor:
+        """(N, V') scores at step t, in place; ``sentences()``: the sentence of each row (N,), ``histories()``:
+        each row's output so far (both asked for only when needed)."""
+        scores = self.cols.mask(scores, t < self.min_len)
+        if self.forced is not None and t < self.forced.longest:
+            scores = self.forced.force(scores, t, sentences())
+        if self.no_repeat and t >= self.no_repeat - 1:
+            for row, history in enumerate(histories()):
+                bans = [c for c in (self.column[b] for b in repeat_bans(history, self.no_repeat)) if c >= 0]
+                if bans:
+                    scores[row, torch.stack(bans)] = float("-inf")
         return scores

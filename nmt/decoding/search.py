@@ -21,7 +21,7 @@ from nmt.choices import DecodeMethod
 from nmt.config import DecodeConfig
 from nmt.data.batching import collate, token_batches
 from nmt.data.tokenizer import BOS, EOS
-from nmt.decoding.rows import COMPACT_AT, Columns, Hypothesis, Prefixes, drop_done
+from nmt.decoding.rows import COMPACT_AT, Columns, Hypothesis, Steering, drop_done
 from nmt.decoding.sampling import sample
 from nmt.errors import NMTError
 from nmt.model.contract import Decodable
@@ -39,7 +39,7 @@ def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
 
 @torch.no_grad()
 def greedy(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, min_len: int = 0,
-           prefixes: Sequence[Sequence[int]] | None = None) -> list[Hypothesis]:
+           prefixes: Sequence[Sequence[int]] | None = None, no_repeat_ngram: int = 0) -> list[Hypothesis]:
     """The most probable token at every step, for a whole batch at once.
 
     A finished sentence's row stays in the batch (its output ignored) until at least ``COMPACT_AT`` of the rows
@@ -48,11 +48,11 @@ def greedy(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, min_
 
     :param src: (B, S) ids. :param src_len: (B,) lengths. :param max_len: (B,) output caps.
     :param min_len: no EOS before this many output tokens. :param prefixes: the start each output is forced to
-        take (target piece ids; rows.Prefixes), one per sentence.
+        take (target piece ids; rows.Prefixes), one per sentence. :param no_repeat_ngram: no n-gram twice (0: any).
     :return: one hypothesis per sentence (scores NaN: the argmax needs no softmax).
     """
-    state, cols = model.encode(src, src_len), Columns(model)
-    forced = Prefixes(prefixes, cols, src.device) if prefixes else None
+    state = model.encode(src, src_len)
+    steer = Steering(Columns(model), min_len, prefixes, no_repeat_ngram, src.device)
     caps = max_len.tolist()
     out = [Hypothesis([]) for _ in caps]
     rows = list(range(len(caps)))  # the sentence of each state row; -1: finished, waiting to leave the batch
@@ -60,10 +60,9 @@ def greedy(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, min_
     prev = torch.full((len(caps),), BOS, dtype=torch.long, device=src.device)
     for t in range(int(max(caps, default=0))):
         scores, state, _ = model.step(prev, state, normalize=False)  # the argmax needs no softmax
-        scores = cols.mask(scores, t < min_len)
-        if forced is not None:
-            scores = forced.force(scores, t, torch.tensor(rows, device=scores.device).clamp(min=0))
-        prev = cols.ids[scores.argmax(-1)]
+        scores = steer(scores, t, lambda rows=rows: torch.tensor(rows, device=src.device).clamp(min=0),
+                       lambda rows=rows: [out[i].tokens if i >= 0 else [] for i in rows])
+        prev = steer.cols.ids[scores.argmax(-1)]
         for row, token in enumerate(prev.tolist()):
             i = rows[row]
             if i < 0:
@@ -120,21 +119,21 @@ class _Finished:
 
 @torch.no_grad()
 def beam_search(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, *, beam: int, alpha: float = 1.0,
-                n_best: int = 1, min_len: int = 0, prefixes: Sequence[Sequence[int]] | None = None
-                ) -> list[list[Hypothesis]]:
+                n_best: int = 1, min_len: int = 0, prefixes: Sequence[Sequence[int]] | None = None,
+                no_repeat_ngram: int = 0) -> list[list[Hypothesis]]:
     """Batched beam search: B sentences x K beams advance together in one (B*K, ...) state.
 
     At each step the 2K best continuations of each sentence are taken from top-k over K*V; those ending in EOS
     among the first K are finished, the K best others continue. K finished or the cap end a sentence (see greedy).
 
     :param max_len: (B,) caps. :param beam: K. :param alpha: length penalty exponent. :param min_len: no EOS before.
-    :param prefixes: the start each sentence's hypotheses are forced to take (see greedy).
+    :param prefixes: the start each sentence's hypotheses are forced to take; ``no_repeat_ngram``: see greedy.
     :return: per sentence, the ``n_best`` hypotheses with the highest ``score``, best first.
     """
     b, k, dev = src.shape[0], beam, src.device
     state = model.reorder(model.encode(src, src_len), torch.arange(b, device=dev).repeat_interleave(k))
     fin, cols = _Finished(k, alpha, max_len.tolist(), [[] for _ in range(b)], [False] * b), Columns(model)
-    forced = Prefixes(prefixes, cols, dev) if prefixes else None
+    steer = Steering(cols, min_len, prefixes, no_repeat_ngram, dev)
     alive = list(range(b))  # the sentences in the batch, in state order (n of them; some may be done)
     cum = torch.full((b, k), float("-inf"), device=dev)  # (n, K) log-probabilities of the live beams
     cum[:, 0] = 0.0  # only beam 0 is alive at the start
@@ -143,9 +142,7 @@ def beam_search(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor,
         n = len(alive)
         logp, state, _ = model.step(prev, state)
         vocab = logp.shape[-1]
-        logp = cols.mask(logp, t < min_len)
-        if forced is not None:
-            logp = forced.force(logp, t, torch.tensor(alive, device=dev).repeat_interleave(k))
+        logp = steer(logp, t, lambda alive=alive: torch.tensor(alive, device=dev).repeat_interleave(k), tokens.tolist)
         cand = (cum.view(-1, 1) + logp).view(n, k * vocab)
         top, idx = cand.topk(min(2 * k, k * vocab), dim=-1)
         src_beam, tok = idx // vocab, cols.ids[idx % vocab]  # (n, 2K)
@@ -184,8 +181,8 @@ def search(model: Decodable, src_ids: list[list[int]], dc: DecodeConfig,
                       topk=dc.topk, topp=dc.topp, seed=dc.seed, min_len=dc.min_len)
     if dc.method == DecodeMethod.beam:
         return beam_search(model, batch.src, batch.src_len, caps, beam=dc.beam, alpha=dc.alpha, n_best=dc.n_best,
-                           min_len=dc.min_len, prefixes=prefixes)
-    return [[h] for h in greedy(model, batch.src, batch.src_len, caps, dc.min_len, prefixes)]
+                           min_len=dc.min_len, prefixes=prefixes, no_repeat_ngram=dc.no_repeat_ngram)
+    return [[h] for h in greedy(model, batch.src, batch.src_len, caps, dc.min_len, prefixes, dc.no_repeat_ngram)]
 
 
 @torch.no_grad()
