@@ -41,6 +41,7 @@ class DecodeConfig(Checked):
     topk: int = 0  # method=sample: draw from the k likeliest pieces only; 0: all
     topp: float = 1.0  # method=sample: from the smallest set of pieces holding this probability (nucleus)
     seed: int = 0  # method=sample: the same seed gives the same samples of a sentence, however it is batched
+    coverage: float = 0.0  # beam search: beta of Wu et al. (2016)'s coverage penalty (attention models); 0: none
     no_repeat_ngram: int = 0  # greedy and beam: no n-gram of this size twice in an output (RNNs repeat); 0: any
     alignment: Alignment = Alignment.none  # none | hard (Moses i-j word pairs) | soft (word matrix): attention models
 

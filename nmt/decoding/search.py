@@ -20,7 +20,7 @@ from torch import Tensor
 from nmt.choices import DecodeMethod
 from nmt.config import DecodeConfig
 from nmt.data.batching import collate, token_batches
-from nmt.data.tokenizer import BOS, EOS
+from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.decoding.rows import COMPACT_AT, Columns, Hypothesis, Steering, drop_done
 from nmt.decoding.sampling import sample
 from nmt.errors import NMTError
@@ -92,35 +92,64 @@ class _Finished:
     hyps: list[list[Hypothesis]]
     done: list[bool]
 
-    def add(self, i: int, tokens: list[int], logprob: float) -> None:
-        """A finished hypothesis of sentence i, scored with the length penalty (its length counts the EOS)."""
-        self.hyps[i].append(Hypothesis(tokens, logprob, logprob / float(length_penalty(len(tokens) + 1, self.alpha))))
+    def add(self, i: int, tokens: list[int], logprob: float, bonus: float = 0.0) -> None:
+        """A finished hypothesis of sentence i, scored with the length penalty (its length counts the EOS), plus
+        ``bonus`` (the coverage penalty)."""
+        lp = float(length_penalty(len(tokens) + 1, self.alpha))
+        self.hyps[i].append(Hypothesis(tokens, logprob, logprob / lp + bonus))
 
-    def take_eos(self, alive: list[int], top: Tensor, src_beam: Tensor, tok: Tensor, tokens: Tensor) -> None:
+    def take_eos(self, alive: list[int], top: Tensor, src_beam: Tensor, tok: Tensor, tokens: Tensor,
+                 bonus: Tensor | None) -> None:
         """Set aside the EOS continuations ranked among the first K of each sentence's 2K candidates ``top``
-        (n, 2K), from beams ``src_beam`` (n, 2K) with tokens ``tok`` (n, 2K); ``tokens`` (n*K, t) so far."""
+        (n, 2K), from beams ``src_beam`` (n, 2K) with tokens ``tok`` (n, 2K); ``tokens`` (n*K, t) so far and
+        ``bonus`` (n*K,) of each beam (or None)."""
         eos = (tok[:, : self.beam] == EOS) & (top[:, : self.beam] > float("-inf"))
         for pos, j in eos.nonzero().tolist():
-            i = alive[pos]
+            i, row = alive[pos], pos * self.beam + int(src_beam[pos, j])
             if not self.done[i]:
-                self.add(i, tokens[pos * self.beam + int(src_beam[pos, j])].tolist(), float(top[pos, j]))
+                self.add(i, tokens[row].tolist(), float(top[pos, j]), 0.0 if bonus is None else float(bonus[row]))
                 self.done[i] = len(self.hyps[i]) >= self.beam
 
-    def take_capped(self, alive: list[int], t: int, cum: Tensor, tokens: Tensor) -> None:
+    def take_capped(self, alive: list[int], t: int, cum: Tensor, tokens: Tensor, bonus: Tensor | None) -> None:
         """Sentences at their length cap after step t end here: their live beams (``cum`` (n, K) log-probs,
-        ``tokens`` (n*K, t+1)) are finished without EOS."""
+        ``tokens`` (n*K, t+1), ``bonus`` (n*K,) or None) are finished without EOS."""
         for pos, i in enumerate(alive):
             if not self.done[i] and t + 1 >= max(self.caps[i], 1):
                 for j, logprob in enumerate(cum[pos].tolist()):
                     if logprob > float("-inf"):
-                        self.add(i, tokens[pos * self.beam + j].tolist(), logprob)
+                        row = pos * self.beam + j
+                        self.add(i, tokens[row].tolist(), logprob, 0.0 if bonus is None else float(bonus[row]))
                 self.done[i] = True
+
+
+@dataclass
+class _Coverage:
+    """The coverage penalty of Wu et al. (2016, eq. 14): beta * sum_j log(min(sum_i alpha_ij, 1)) over a
+    hypothesis' real source pieces j, added to its score when it finishes. None without attention or beta."""
+
+    beta: float
+    mask: Tensor  # (B, S) true on real source pieces
+    beam: int
+    total: Tensor | None = None  # (n*K, S) each beam's attention summed over its steps
+
+    def add(self, attention: Tensor | None, alive: list[int]) -> Tensor | None:
+        """Count a step's attention (n*K, S); the penalty (n*K,) of each beam as it stands."""
+        if not self.beta or attention is None:
+            return None
+        self.total = attention if self.total is None else self.total + attention
+        return self.penalty(alive)
+
+    def penalty(self, alive: list[int]) -> Tensor | None:
+        if self.total is None:
+            return None
+        real = self.mask[torch.tensor(alive, device=self.mask.device)].repeat_interleave(self.beam, 0)
+        return self.beta * (self.total.clamp(1e-10, 1.0).log() * real).sum(-1)
 
 
 @torch.no_grad()
 def beam_search(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, *, beam: int, alpha: float = 1.0,
                 n_best: int = 1, min_len: int = 0, prefixes: Sequence[Sequence[int]] | None = None,
-                no_repeat_ngram: int = 0) -> list[list[Hypothesis]]:
+                no_repeat_ngram: int = 0, coverage: float = 0.0) -> list[list[Hypothesis]]:
     """Batched beam search: B sentences x K beams advance together in one (B*K, ...) state.
 
     At each step the 2K best continuations of each sentence are taken from top-k over K*V; those ending in EOS
@@ -128,36 +157,41 @@ def beam_search(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor,
 
     :param max_len: (B,) caps. :param beam: K. :param alpha: length penalty exponent. :param min_len: no EOS before.
     :param prefixes: the start each sentence's hypotheses are forced to take; ``no_repeat_ngram``: see greedy.
+    :param coverage: beta of the coverage penalty (:class:`_Coverage`; attention models); 0: none.
     :return: per sentence, the ``n_best`` hypotheses with the highest ``score``, best first.
     """
     b, k, dev = src.shape[0], beam, src.device
     state = model.reorder(model.encode(src, src_len), torch.arange(b, device=dev).repeat_interleave(k))
     fin, cols = _Finished(k, alpha, max_len.tolist(), [[] for _ in range(b)], [False] * b), Columns(model)
-    steer = Steering(cols, min_len, prefixes, no_repeat_ngram, dev)
+    steer, cover = Steering(cols, min_len, prefixes, no_repeat_ngram, dev), _Coverage(coverage, src != PAD, k)
     alive = list(range(b))  # the sentences in the batch, in state order (n of them; some may be done)
     cum = torch.full((b, k), float("-inf"), device=dev)  # (n, K) log-probabilities of the live beams
     cum[:, 0] = 0.0  # only beam 0 is alive at the start
     tokens, prev = torch.empty((b * k, 0), dtype=torch.long, device=dev), torch.full((b * k,), BOS, device=dev)
     for t in range(int(max(fin.caps, default=0))):
         n = len(alive)
-        logp, state, _ = model.step(prev, state)
+        logp, state, attention = model.step(prev, state)
         vocab = logp.shape[-1]
         logp = steer(logp, t, lambda alive=alive: torch.tensor(alive, device=dev).repeat_interleave(k), tokens.tolist)
         cand = (cum.view(-1, 1) + logp).view(n, k * vocab)
         top, idx = cand.topk(min(2 * k, k * vocab), dim=-1)
         src_beam, tok = idx // vocab, cols.ids[idx % vocab]  # (n, 2K)
-        fin.take_eos(alive, top, src_beam, tok, tokens)
+        fin.take_eos(alive, top, src_beam, tok, tokens, cover.add(attention, alive))
         cum, order = top.masked_fill(tok == EOS, float("-inf")).topk(k, dim=-1)  # (n, K) best non-EOS
         rows = src_beam.gather(1, order) + torch.arange(n, device=dev).unsqueeze(1) * k  # (n, K)
         prev = tok.gather(1, order)  # (n, K)
         tokens = torch.cat([tokens.index_select(0, rows.view(-1)), prev.view(-1, 1)], dim=1)
-        fin.take_capped(alive, t, cum, tokens)
+        if cover.total is not None:
+            cover.total = cover.total.index_select(0, rows.view(-1))
+        fin.take_capped(alive, t, cum, tokens, cover.penalty(alive))
         keep = [pos for pos, i in enumerate(alive) if not fin.done[i]]
         if not keep:
             break
         if len(keep) < n and n - len(keep) >= COMPACT_AT * n:  # done sentences leave together (see greedy)
             _, rows, prev, cum, tokens = drop_done(keep, rows, prev, cum, tokens.view(n, k, -1))
             tokens = tokens.view(len(keep) * k, -1)
+            if cover.total is not None:
+                cover.total = drop_done(keep, cover.total.view(n, k, -1))[1].view(len(keep) * k, -1)
             alive = [alive[pos] for pos in keep]
         state = model.reorder(state, rows.reshape(-1), same_sources=len(alive) == n)  # none left: beams swap
         prev = prev.reshape(-1)
@@ -181,7 +215,8 @@ def search(model: Decodable, src_ids: list[list[int]], dc: DecodeConfig,
                       topk=dc.topk, topp=dc.topp, seed=dc.seed, min_len=dc.min_len)
     if dc.method == DecodeMethod.beam:
         return beam_search(model, batch.src, batch.src_len, caps, beam=dc.beam, alpha=dc.alpha, n_best=dc.n_best,
-                           min_len=dc.min_len, prefixes=prefixes, no_repeat_ngram=dc.no_repeat_ngram)
+                           min_len=dc.min_len, prefixes=prefixes, no_repeat_ngram=dc.no_repeat_ngram,
+                           coverage=dc.coverage)
     return [[h] for h in greedy(model, batch.src, batch.src_len, caps, dc.min_len, prefixes, dc.no_repeat_ngram)]
 
 

@@ -72,6 +72,10 @@ def output_tag(ec: EvaluateConfig) -> str:
         tag += f"-len{dc.max_len_ratio:g}+{dc.max_len_extra}"
     if dc.min_len != 1:
         tag += f"-min{dc.min_len}"
+    if dc.no_repeat_ngram:
+        tag += f"-norepeat{dc.no_repeat_ngram}"
+    if dc.coverage and dc.method == DecodeMethod.beam:
+        tag += f"-cov{dc.coverage:g}"
     return tag + ("-int8" if ec.quantize == Quantize.int8 else "")
 
 
