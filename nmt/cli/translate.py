@@ -15,7 +15,7 @@ from nmt.config import TranslateConfig
 from nmt.data.load import check_parallel, decode_lines, existing_file, read_lines, refuse_overwrite, resolve_path
 from nmt.decoding.translate import Translator, chunks
 from nmt.errors import NMTError
-from nmt.runtime.threads import configure as configure_threads
+from nmt.runtime.process import Runtime
 
 CHUNK = 2000  # lines translated together: bounded memory, good batches
 HISTORY = Path("~/.cache/nmt/translate_history").expanduser()  # the prompt's history, kept between sessions
@@ -82,7 +82,7 @@ def _take(lines: Iterator[str], n: int, name: str) -> list[str]:
 def run_translate(tc: TranslateConfig) -> None:
     """Translate ``tc.input`` to ``tc.output`` with the model in ``tc.checkpoint``."""
     refuse_overwrite(tc.output, {"input": tc.input, "checkpoint": tc.checkpoint, "prefix": tc.prefix})
-    threads = configure_threads(tc.threads)
+    threads = Runtime.install(tc.threads, tune_memory=False, signals=False).threads
     translator = Translator.open(tc.checkpoint, tc.quantize, tc.device)
     translator.check_alignment(tc.decode.alignment)
     if tc.input == "-" and sys.stdin.isatty() and tc.prefix is None:

@@ -16,8 +16,8 @@ from nmt.data.load import check_parallel, existing_file, load_split, read_lines,
 from nmt.decoding.translate import Translator, checkpoint_paths
 from nmt.errors import NMTError
 from nmt.evaluation.metrics import corpus_scores, paired_bootstrap
+from nmt.runtime.process import Runtime
 from nmt.runtime.threads import Threads
-from nmt.runtime.threads import configure as configure_threads
 
 
 def _sacrebleu_set(name: str, src_lang: str, tgt_lang: str) -> tuple[list[str], list[str]]:
@@ -118,7 +118,7 @@ def _against_baseline(hyps: list[str], refs: list[str], ec: EvaluateConfig) -> d
 def evaluate(ec: EvaluateConfig) -> dict:
     """Translate and score every configured test set; returns the report that is also written as JSON, beside
     the hypotheses, as ``<out_dir>/report.<tag>.json`` and ``<set>.<tag>.hyp`` (:func:`output_tag`)."""
-    threads = configure_threads(ec.threads)
+    threads = Runtime.install(ec.threads, tune_memory=False, signals=False).threads
     datasets.disable_progress_bars()
     members = checkpoint_paths(ec.checkpoint)
     ckpt_path = resolve_path(members[0])

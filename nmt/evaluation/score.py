@@ -14,8 +14,8 @@ from nmt.data.batching import collate, token_batches
 from nmt.data.load import check_parallel, existing_file, read_lines, refuse_overwrite
 from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
+from nmt.runtime.process import Runtime
 from nmt.runtime.threads import FixedThreads, Threads
-from nmt.runtime.threads import configure as configure_threads
 
 
 @torch.no_grad()
@@ -83,7 +83,7 @@ def _rescore_nbest(translator: Translator, sc: ScoreConfig) -> list[str]:
 
 def run_score(sc: ScoreConfig) -> None:
     refuse_overwrite(sc.output, {"src": sc.src, "tgt": sc.tgt, "tsv": sc.tsv, "nbest": sc.nbest})
-    threads = configure_threads(sc.threads)
+    threads = Runtime.install(sc.threads, tune_memory=False, signals=False).threads
     translator = Translator.open(sc.checkpoint, device=sc.device)
     if sc.nbest:
         lines = _rescore_nbest(translator, sc)

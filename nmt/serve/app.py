@@ -118,7 +118,16 @@ def _translation_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig
         ``alignment`` beside its fields."""
         return await _libre(await libre.read(request), models, sc)
 
-    @app.post("/translator/translate", response_model=list[list[schemas.OnmtResult]])
+    @app.post("/detect")
+    async def detect_language(request: Request) -> list[dict]:
+        """LibreTranslate's /detect (JSON, form or query string ``q``), among the served source languages."""
+        fields = await libre.fields(request)
+        if not isinstance(fields.get("q"), str):
+            raise HTTPException(422, "q: a string is required")
+        return detect(fields["q"], models)
+
+    @app.post("/translator/translate", response_model=list[list[schemas.OnmtResult]],
+              response_model_exclude_unset=True)  # "align" only when asked for; "pred_score" always
     async def onmt(items: list[schemas.OnmtItem]) -> list[list[dict]]:
         _check([x.src for x in items], sc)
         if any(not 0 <= x.id < len(models) for x in items):
@@ -129,7 +138,25 @@ def _translation_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig
             text = models[item.id].texts(hyps[:1])[0] if hyps else ""
             score = json_number(hyps[0].logprob) if hyps else None
             out.append({"src": item.src, "tgt": text, "n_best": 1, "pred_score": score})
+            if item.align:
+                if not models[item.id].translator.model.attends:
+                    raise HTTPException(400, f"align needs a model with attention; model {item.id} has none")
+                out[-1]["align"] = await models[item.id].alignments([item.src], [hyps], Alignment.hard,
+                                                                    sc.max_input_len)
         return [out]
+
+
+def detect(text: str, models: list[ServedModel]) -> list[dict]:
+    """LibreTranslate's /detect among the served source languages: each scored by how well its model's
+    sentencepiece vocabulary fits the text (characters per piece: a language's own vocabulary cuts it into longer
+    pieces), best first, as confidences that sum to 100."""
+    fit = {}
+    for m in models:
+        ids = m.translator.tokenizer.encode_src([clean(text)])[0]
+        fit[m.src_lang] = max(fit.get(m.src_lang, 0.0), len(text.strip()) / max(len(ids), 1))
+    total = sum(fit.values()) or 1.0
+    return [{"language": lang, "confidence": round(100 * f / total, 1)}
+            for lang, f in sorted(fit.items(), key=lambda kv: -kv[1])]
 
 
 async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: ServeConfig) -> dict:

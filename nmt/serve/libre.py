@@ -28,9 +28,17 @@ def _fields(values: Any) -> dict[str, Any]:
 
 
 async def read(request: Request) -> LibreRequest:
-    """The request's fields (the body's over the query string's), checked against LibreRequest: a bad body is
-    400 ("not valid JSON"), a missing or mistyped field 422, as for every JSON route."""
-    fields = _fields(request.query_params)
+    """The request's fields (:func:`fields`), checked against LibreRequest: a missing or mistyped field is 422,
+    as for every JSON route."""
+    try:
+        return LibreRequest.model_validate(await fields(request))
+    except ValidationError as err:
+        raise RequestValidationError(err.errors()) from None
+
+
+async def fields(request: Request) -> dict[str, Any]:
+    """The request's fields, the body's over the query string's; a body that is not JSON is 400."""
+    out = _fields(request.query_params)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         raw = await request.body()
@@ -40,10 +48,7 @@ async def read(request: Request) -> LibreRequest:
             raise HTTPException(400, "the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise HTTPException(422, "body: the JSON body must be an object with q, source and target")
-        fields.update(body)
+        out.update(body)
     elif ctype in FORMS:
-        fields.update(_fields(await request.form()))
-    try:
-        return LibreRequest.model_validate(fields)
-    except ValidationError as err:
-        raise RequestValidationError(err.errors()) from None
+        out.update(_fields(await request.form()))
+    return out

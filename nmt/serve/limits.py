@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-FORM_PATHS = ("/translate",)  # the routes that read forms too (nmt.serve.libre)
+FORM_PATHS = ("/translate", "/detect")  # the routes that read forms too (nmt.serve.libre)
 FORMS = (b"application/x-www-form-urlencoded", b"multipart/form-data", b"")
 
 

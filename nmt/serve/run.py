@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import uvicorn
 
 from nmt.data.load import resolve_path
-from nmt.runtime.threads import configure as configure_threads
+from nmt.runtime.process import Runtime
 from nmt.serve.app import create_app
 from nmt.serve.config import ServeConfig
 from nmt.serve.engine import load_models
@@ -26,7 +26,8 @@ class GracefulServer(uvicorn.Server):
 
 
 def serve(sc: ServeConfig) -> None:
-    threads = configure_threads(sc.threads)  # auto: one tuner for every model, told each search's time
+    # auto: one tuner for every model, told each search's time
+    threads = Runtime.install(sc.threads, tune_memory=False, signals=False).threads
     executor = ThreadPoolExecutor(max_workers=sc.workers, thread_name_prefix="nmt-model")
     paths = [str(resolve_path(p)) for p in [sc.checkpoint, *sc.more]]
     models = load_models(paths, sc.quantize, sc.batch_wait_ms / 1000, executor, sc.workers, threads, sc.device)

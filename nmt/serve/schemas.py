@@ -38,6 +38,7 @@ class OnmtItem(Strict):
 
     src: str
     id: int = 0
+    align: bool = False  # the word alignment in the answer, as OpenNMT-py's server gives it with report_align
 
 
 class OnmtResult(BaseModel):
@@ -45,6 +46,7 @@ class OnmtResult(BaseModel):
     tgt: str
     n_best: int
     pred_score: float | None
+    align: list[str] | None = None  # Moses "i-j" word pairs (attention models), when asked for
 
 
 class AnalyzeRequest(Strict):

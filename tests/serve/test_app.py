@@ -153,3 +153,18 @@ def test_libretranslate_requests_as_forms_and_query_strings_and_nmt_fields(run: 
         wrong = c.post("/translate", json={"q": ["ka", "lo"], "target": "yy", "prefix": ["x"]})
         assert wrong.status_code == 422 and "prefix" in wrong.json()["error"]
         assert c.post("/translate", data={"target": "yy"}).status_code == 422  # q missing: as in JSON
+
+
+def test_detect_names_the_served_source_language(run: Path) -> None:
+    with client(run) as c:
+        assert c.post("/detect", json={"q": "ka lo mi"}).json() == [{"language": "xx", "confidence": 100.0}]
+        assert c.post("/detect", data={"q": "ka lo mi"}).json() == [{"language": "xx", "confidence": 100.0}]
+        assert c.post("/detect", json={"text": "ka"}).status_code == 422
+
+
+def test_opennmt_answers_carry_the_alignment_when_asked(run: Path) -> None:
+    offline = Translator.open(str(run)).translate(["ka lo mi"], DecodeConfig(alignment="hard"))[0]
+    with client(run) as c:
+        out = c.post("/translator/translate", json=[{"src": "ka lo mi", "id": 0, "align": True}]).json()[0][0]
+        plain = c.post("/translator/translate", json=[{"src": "ka lo mi", "id": 0}]).json()[0][0]
+    assert out["align"] == [offline.split(" ||| ")[1]] and "align" not in plain and "pred_score" in plain
