@@ -23,7 +23,7 @@ AWKWARD = ["data(1).xx", "a,b.xx", "x=y.xx", "v[2].xx", "with space.xx", "it's.x
 
 
 def test_string_keys_are_found_in_nested_configs() -> None:
-    assert string_keys(TranslateConfig) == {"checkpoint", "input", "output", "threads", "device"}
+    assert string_keys(TranslateConfig) == {"checkpoint", "input", "output", "prefix", "threads", "device"}
     keys = string_keys(Config)
     assert {"data.path", "data.local_dir", "name", "run_dir"} <= keys
     assert not keys & {"train.lr", "model.arch", "train.resume"}  # numbers, choices and flags are not quoted
@@ -74,7 +74,7 @@ def test_version(tmp_path: Path) -> None:
 def test_help_lists_only_the_commands_groups_with_comments(tmp_path: Path) -> None:
     out = nmt("translate", "--help", cwd=tmp_path)
     assert out.returncode == 0
-    assert "decode      beam5, greedy   (default: greedy)" in out.stdout
+    assert "decode      beam5, greedy, sample   (default: greedy)" in out.stdout
     assert "model" not in out.stdout.split("Keys")[0]  # translate takes no model group
     assert "checkpoint: ???             # a checkpoint file" in out.stdout  # each key with its comment
     train = nmt("train", "-h", cwd=tmp_path).stdout
@@ -125,7 +125,8 @@ def test_a_refused_run_leaves_nothing_and_an_empty_test_split_is_refused(tmp_pat
 @pytest.mark.parametrize(("argv", "expected"), [
     (["evaluate", "checkpoint=x", "splits=[valid]"], "Invalid value 'valid', expected one of [train, dev, test]"),
     (["train", "train.optimizer=sgd"], "Invalid value 'sgd', expected one of [adam, adadelta]"),
-    (["translate", "checkpoint=x", "decode.method=sample"], "Invalid value 'sample', expected one of [greedy, beam]"),
+    (["translate", "checkpoint=x", "decode.method=nucleus"],
+     "Invalid value 'nucleus', expected one of [greedy, beam, sample]"),
 ])
 def test_a_bad_choice_is_one_line_naming_the_allowed_values(tmp_path: Path, argv: list[str], expected: str) -> None:
     out = nmt(*argv, cwd=tmp_path)
