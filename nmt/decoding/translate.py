@@ -48,7 +48,8 @@ class Translator:
         paths = [resolve_path(p) for p in names]
         if not paths:
             raise NMTError("no checkpoint given")
-        where = inference_device(device)
+        int8 = Quantize.parse(quantize, "quantize") == Quantize.int8
+        where = inference_device("cpu" if int8 and device == "auto" else device)  # int8 runs on the CPU only
         ckpts = [checkpoint.load(p) for p in paths]
         for other in ckpts[1:]:
             for side in ("src", "tgt"):
