@@ -5,7 +5,7 @@ ARGS ?=
 STAMP := .make/installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train train-ddp gpu-check translate evaluate train-multi30k plots bench bench-peers serve bench-serve test test-full lint data clean
+.PHONY: help install train train-ddp gpu-check translate evaluate train-multi30k plots bench bench-phrases bench-peers serve bench-serve test test-full lint data clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -65,6 +65,10 @@ plots: $(STAMP) ## draw RUN's training curves, encoder gates and (rnnsearch) att
 BENCH_RUN ?=
 bench: $(STAMP) ## measure training/decoding speed, FLOP/s vs the matmul ceiling, memory (BENCH_RUN=run to decode)
 	nmt bench $(if $(BENCH_RUN),checkpoint=$(BENCH_RUN)) $(ARGS)
+
+ENTRIES ?= 1000000
+bench-phrases: $(STAMP) ## nmt score phrase_table= on ENTRIES synthetic Moses entries: entries/s, peak memory (BENCH_RUN=run)
+	$(PYTHON) -m nmt.bench.phrase_table --entries $(ENTRIES) $(if $(BENCH_RUN),--checkpoint $(BENCH_RUN)) $(ARGS)
 
 PEERS ?= ../shared/bench
 bench-peers: $(STAMP) ## training speed beside JoeyNMT and OpenNMT-py, back to back (PEERS=folder of their harnesses)

@@ -46,7 +46,7 @@ commands:
              (`nmt translate checkpoint=runs/bible-es-en-small input=in.es output=out.en decode=beam5`)
   evaluate   translate test sets and report BLEU, chrF and TER with sacrebleu
              (`nmt evaluate checkpoint=runs/bible-es-en-small splits=[dev,test] decode=beam5`)
-  score      log p(y|x) of sentence pairs (total and per piece), or rescore a Moses n-best list
+  score      log p(y|x) of sentence pairs (total and per piece), or score a Moses n-best list or phrase table
              (`nmt score checkpoint=runs/x src=a.es tgt=a.en`, `nmt score checkpoint=runs/x src=a.es nbest=nb.txt`)
   average    average the parameters of a run's last k step checkpoints (`nmt average run=runs/x k=5`)
   plot       draw a PNG of a trained run: attention, gates, curves or representations
@@ -81,9 +81,9 @@ def run_evaluate(cfg: EvaluateConfig) -> None:
 
 
 def run_score(cfg: ScoreConfig) -> None:
-    from nmt.evaluation.score import run_score
+    from nmt.evaluation import phrase_table, score
 
-    run_score(cfg)
+    (phrase_table.run_phrase_table if cfg.phrase_table else score.run_score)(cfg)
 
 
 def run_average(cfg: AverageConfig) -> None:

@@ -92,13 +92,17 @@ class EvaluateConfig(Checked):
 
 @dataclass
 class ScoreConfig(Checked):
-    """``nmt score``: log p(y|x) of given pairs, or of a Moses n-best list's hypotheses."""
+    """``nmt score``: log p(y|x) of given pairs, of a Moses n-best list's hypotheses, or of a Moses phrase table's
+    phrase pairs."""
 
     checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
     src: str | None = None  # source sentences, one a line
     tgt: str | None = None  # target sentences, line-aligned with src
     tsv: str | None = None  # instead of src/tgt: source<TAB>target lines
     nbest: str | None = None  # a Moses n-best list ("id ||| hypothesis ||| features ||| total") for sources in src
+    phrase_table: str | None = None  # instead: a Moses phrase table (.gz too); p(tgt|src) columns go to output
+    reverse: str | None = None  # phrase_table: a checkpoint trained tgt -> src, for one more column, p(src|tgt)
+    phrase_eos: bool = True  # phrase_table: count the EOS after the target phrase (nmt.evaluation.phrase_table)
     feature: str = "nmt"  # feature name appended to the n-best list
     rerank: bool = False  # reorder each n-best list by total + weight * log p(y|x)
     weight: float = 1.0  # weight of the model score when reranking
@@ -106,6 +110,13 @@ class ScoreConfig(Checked):
     batch_tokens: int = 4096  # pieces per scoring batch
     threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
     device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.phrase_table and (self.src or self.tgt or self.tsv or self.nbest):
+            raise ConfigValueError("phrase_table scores the table's own pairs: give it without src, tgt, tsv or nbest")
+        if self.reverse and not self.phrase_table:
+            raise ConfigValueError("reverse adds a p(src|tgt) column to a phrase table: give phrase_table too")
 
 
 @dataclass

@@ -4,7 +4,7 @@ phrase-based SMT; and rescoring of Moses n-best lists with that score as an extr
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -12,6 +12,7 @@ import torch
 from nmt.config import ScoreConfig
 from nmt.data.batching import collate, token_batches
 from nmt.data.load import check_parallel, existing_file, read_lines, refuse_overwrite
+from nmt.data.tokenizer import PAD
 from nmt.decoding.translate import Translator
 from nmt.errors import NMTError
 from nmt.runtime.process import Runtime
@@ -20,20 +21,27 @@ from nmt.runtime.threads import FixedThreads, Threads
 
 @torch.no_grad()
 def score_pairs(translator: Translator, src: Sequence[str], tgt: Sequence[str], batch_tokens: int = 4096,
-                threads: Threads | None = None) -> list[tuple[float, int]]:
+                threads: Threads | None = None, *, eos: bool = True,
+                on_batch: Callable[[int], None] | None = None) -> list[tuple[float, int]]:
     """log p(y|x) of each pair and the number of scored target pieces (the sentence's pieces + EOS); ``threads``
-    (``threads=auto``) is told each batch's time."""
+    (``threads=auto``) is told each batch's time. ``eos=False`` leaves the EOS term out (phrase pairs:
+    nmt.evaluation.phrase_table); ``on_batch`` is told each batch's number of pairs once it is scored."""
     threads = threads or FixedThreads(0)
     tok = translator.tokenizer
     s_ids, t_ids = tok.encode_src(src), tok.encode_tgt(tgt)
     out: list[tuple[float, int]] = [(0.0, 0)] * len(src)
     s_len, t_len = [len(x) for x in s_ids], [len(y) for y in t_ids]
     for group in token_batches(s_len, t_len, batch_tokens, shuffle=False):
-        batch = collate([s_ids[i] for i in group], [t_ids[i] for i in group], group).to(translator.device)
+        batch = collate([s_ids[i] for i in group], [t_ids[i] for i in group], group)
+        if not eos:  # each row's EOS stands at its target length: predicting it is masked out like padding
+            batch.tgt_out[torch.arange(len(group)), torch.tensor([t_len[i] for i in group])] = PAD
+        batch = batch.to(translator.device)
         with threads.timed(sum(t_len[i] for i in group)):
             scores = translator.model.score(batch).tolist()
         for i, lp in zip(group, scores, strict=True):
-            out[i] = (lp, t_len[i] + 1)
+            out[i] = (lp, t_len[i] + eos)
+        if on_batch is not None:
+            on_batch(len(group))
     return out
 
 
