@@ -3,19 +3,23 @@
 attention, gates) and ``POST /score``; the page at ``/``; the OpenAPI schema at ``/docs``.
 
 Every error is a JSON object ``{"error": "..."}`` with a 4xx status: 400 bad JSON or an unknown language pair,
-404 an unknown model, 413 a body or request over its limit, 415 a body that is not JSON, 422 wrong types or a
-sentence over its length limit.
+403 a missing or unknown API key, 404 an unknown model, 413 a body or request over its limit, 415 a body that is
+not JSON, 422 wrong types or a sentence over its length limit, 429 a client past ``req_limit`` or ``char_limit``.
+
+The routes that run the model (``POST`` /translate, /detect, /translator/translate, /analyze, /score) take the
+API key and count against the limits (nmt.serve.auth); the page, its static files, /health, /languages, /models
+and the schema at /docs stay open: they tell a client what the server offers, and cost nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -25,6 +29,7 @@ from nmt.choices import Alignment
 from nmt.evaluation.score import score_pairs
 from nmt.serve import libre, schemas
 from nmt.serve.analysis import analyze, json_number
+from nmt.serve.auth import Guard
 from nmt.serve.config import ServeConfig
 from nmt.serve.engine import ServedModel, clean, search_config
 from nmt.serve.limits import BodyLimit
@@ -32,8 +37,11 @@ from nmt.serve.limits import BodyLimit
 STATIC = files("nmt.serve") / "static"
 
 
-def create_app(models: list[ServedModel], sc: ServeConfig, executor: ThreadPoolExecutor) -> FastAPI:
-    """The app serving ``models`` (their batchers run while the app does; ``executor`` is shut down after)."""
+def create_app(models: list[ServedModel], sc: ServeConfig, executor: ThreadPoolExecutor,
+               guard: Guard | None = None) -> FastAPI:
+    """The app serving ``models`` (their batchers run while the app does; ``executor`` is shut down after);
+    ``guard``: who may translate, and how much (default: sc's API keys and limits)."""
+    guard = guard or Guard.from_config(sc)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -46,11 +54,11 @@ def create_app(models: list[ServedModel], sc: ServeConfig, executor: ThreadPoolE
     app = FastAPI(title="nmt", summary="GRU encoder-decoder translation (Cho et al. 2014; RNNsearch)",
                   lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=sc.max_body_bytes)
-    app.state.models = {m.name: m for m in models}
+    app.state.models, app.state.guard = {m.name: m for m in models}, guard
     _errors(app)
     _info_routes(app, models)
-    _translation_routes(app, models, sc)
-    _own_routes(app, models, sc)
+    _translation_routes(app, models, sc, guard)
+    _own_routes(app, models, sc, guard)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app
 
@@ -58,7 +66,7 @@ def create_app(models: list[ServedModel], sc: ServeConfig, executor: ThreadPoolE
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)  # FastAPI's and Starlette's own (404, 405, bad bodies)
     async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": err.detail}, status_code=err.status_code)
+        return JSONResponse({"error": err.detail}, status_code=err.status_code, headers=err.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
@@ -109,27 +117,30 @@ def _info_routes(app: FastAPI, models: list[ServedModel]) -> None:
         return [{"code": code, "name": code, "targets": targets} for code, targets in codes.items()]
 
 
-def _translation_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig) -> None:
+def _translation_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig, guard: Guard) -> None:
     @app.post("/translate", response_model=schemas.LibreResponse, response_model_exclude_none=True,
+              dependencies=[Depends(guard)],
               openapi_extra={"requestBody": {"content": {t: {"schema": schemas.LibreRequest.model_json_schema()}
                                                          for t in ("application/json", *libre.FORMS)}}})
     async def translate(request: Request) -> dict:
         """LibreTranslate's /translate (JSON, form or multipart body, or query string), with nmt's ``prefix`` and
         ``alignment`` beside its fields."""
-        return await _libre(await libre.read(request), models, sc)
+        return await _libre(await libre.read(request), models, sc, lambda n: guard.charge(request, n))
 
-    @app.post("/detect")
+    @app.post("/detect", dependencies=[Depends(guard)])
     async def detect_language(request: Request) -> list[dict]:
         """LibreTranslate's /detect (JSON, form or query string ``q``), among the served source languages."""
         fields = await libre.fields(request)
         if not isinstance(fields.get("q"), str):
             raise HTTPException(422, "q: a string is required")
+        guard.charge(request, len(fields["q"]))
         return detect(fields["q"], models)
 
     @app.post("/translator/translate", response_model=list[list[schemas.OnmtResult]],
-              response_model_exclude_unset=True)  # "align" only when asked for; "pred_score" always
-    async def onmt(items: list[schemas.OnmtItem]) -> list[list[dict]]:
+              response_model_exclude_unset=True, dependencies=[Depends(guard)])  # "align" if asked; "pred_score" always
+    async def onmt(items: list[schemas.OnmtItem], request: Request) -> list[list[dict]]:
         _check([x.src for x in items], sc)
+        guard.charge(request, sum(len(x.src) for x in items))
         if any(not 0 <= x.id < len(models) for x in items):
             raise HTTPException(404, f"unknown model id; GET /models lists ids 0 to {len(models) - 1}")
         results = await asyncio.gather(*(models[x.id].translate([x.src], sc.decode, sc.max_input_len) for x in items))
@@ -159,8 +170,9 @@ def detect(text: str, models: list[ServedModel]) -> list[dict]:
             for lang, f in sorted(fit.items(), key=lambda kv: -kv[1])]
 
 
-async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: ServeConfig) -> dict:
-    """One LibreTranslate request, checked and translated."""
+async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: ServeConfig,
+                 charge: Callable[[int], None]) -> dict:
+    """One LibreTranslate request, checked, charged (``charge(characters)``) and translated."""
     lines = [req.q] if isinstance(req.q, str) else req.q
     prefixes = None if req.prefix is None else [req.prefix] if isinstance(req.prefix, str) else req.prefix
     if req.format != "text":
@@ -176,6 +188,7 @@ async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: Serve
     mode = Alignment(req.alignment)
     if mode != Alignment.none and not model.translator.model.attends:
         raise HTTPException(400, f"alignment needs a model with attention; {model.name} has none")
+    charge(sum(map(len, lines)))
     hyps = await model.translate(lines, search_config(sc.decode, None, None, req.alternatives + 1),
                                  sc.max_input_len, prefixes)
     texts = [model.texts(h) if h else [""] for h in hyps]
@@ -190,19 +203,21 @@ async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: Serve
     return out
 
 
-def _own_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig) -> None:
-    @app.post("/analyze")
-    async def analyze_one(req: schemas.AnalyzeRequest) -> dict:
+def _own_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig, guard: Guard) -> None:
+    @app.post("/analyze", dependencies=[Depends(guard)])
+    async def analyze_one(req: schemas.AnalyzeRequest, request: Request) -> dict:
         _check([req.q], sc, req.n_best)
         model = _model(models, req.model)
+        guard.charge(request, len(req.q))
         dc = search_config(sc.decode, req.method, req.beam, req.n_best)
         return {"model": model.name, **await model.call(analyze, model.translator, clean(req.q), dc,
                                                          sc.max_input_len)}
 
-    @app.post("/score", response_model=list[schemas.PairScore])
-    async def score(req: schemas.ScoreRequest) -> list[dict]:
+    @app.post("/score", response_model=list[schemas.PairScore], dependencies=[Depends(guard)])
+    async def score(req: schemas.ScoreRequest, request: Request) -> list[dict]:
         _check([p.src for p in req.pairs] + [p.tgt for p in req.pairs], sc)
         model = _model(models, req.model)
+        guard.charge(request, sum(len(p.src) + len(p.tgt) for p in req.pairs))
         src, tgt = [clean(p.src) for p in req.pairs], [clean(p.tgt) for p in req.pairs]
         scores = await model.call(score_pairs, model.translator, src, tgt, sc.decode.batch_tokens)
         return [{"logprob": lp, "pieces": n, "per_piece": lp / n} for lp, n in scores]

@@ -7,13 +7,13 @@ from typing import ClassVar
 
 from omegaconf import MISSING
 
-from nmt.choices import Checked, Quantize, check_device, check_setting, checked
+from nmt.choices import NON_NEGATIVE, RANGES, Checked, Quantize, check_device, check_setting, checked
 from nmt.config import DecodeConfig
 
 
 @dataclass
 class ServeConfig(Checked):
-    """``nmt serve``: models, address, decoding, batching and limits."""
+    """``nmt serve``: models, address, decoding, batching, limits and API keys."""
 
     section: ClassVar[str] = ""
 
@@ -26,9 +26,18 @@ class ServeConfig(Checked):
     workers: int = 1  # search batches in flight at once, each on its own thread (with threads=1: one per core)
     quantize: Quantize = Quantize.none  # none | int8 (CPU)
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # the default search of every request
-    batch_wait_ms: float = 10.0  # how long the first request waits for others to share its search batch
+    batch_wait_ms: float = 10.0  # how long a request that finds the model idle waits for others to join its batch
+    batch_linger_ms: float = 0.0  # after a search, how long its next batch waits for the clients it answered (0: not)
     max_chars: int = 2000  # characters per sentence
     max_sentences: int = 64  # sentences per request
     max_body_bytes: int = 1_000_000  # request body size
     max_n_best: int = 10  # alternatives (LibreTranslate) or n-best hypotheses a request may ask for
     max_input_len: int = 250  # source pieces kept per sentence (longer ones are truncated)
+    api_keys: str = ""  # a file of API keys, one a line ("KEY req_limit=N char_limit=N" sets its own); "": none
+    api_keys_env: str = ""  # an environment variable of comma-separated API keys, e.g. NMT_API_KEYS; "": none
+    req_limit: int = 0  # requests a minute per API key (per client address without keys); 0: no limit
+    char_limit: int = 0  # characters a minute per API key (per client address without keys); 0: no limit
+
+
+# the ranges of serve's later keys, beside the others of ServeConfig in nmt.choices.RANGES
+RANGES["ServeConfig"].update(batch_linger_ms=NON_NEGATIVE, req_limit=NON_NEGATIVE, char_limit=NON_NEGATIVE)

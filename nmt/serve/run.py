@@ -11,6 +11,7 @@ import uvicorn
 from nmt.data.load import resolve_path
 from nmt.runtime.process import Runtime
 from nmt.serve.app import create_app
+from nmt.serve.auth import Guard, RedactKeys
 from nmt.serve.config import ServeConfig
 from nmt.serve.engine import load_models
 
@@ -26,15 +27,19 @@ class GracefulServer(uvicorn.Server):
 
 
 def serve(sc: ServeConfig) -> None:
+    guard = Guard.from_config(sc)  # a bad key file fails before the models load
     # auto: one tuner for every model, told each search's time
     threads = Runtime.install(sc.threads, tune_memory=False, signals=False).threads
     executor = ThreadPoolExecutor(max_workers=sc.workers, thread_name_prefix="nmt-model")
     paths = [str(resolve_path(p)) for p in [sc.checkpoint, *sc.more]]
-    models = load_models(paths, sc.quantize, sc.batch_wait_ms / 1000, executor, sc.workers, threads, sc.device)
-    app = create_app(models, sc, executor)
+    models = load_models(paths, sc.quantize, sc.batch_wait_ms / 1000, executor, sc.workers, threads, sc.device,
+                         sc.batch_linger_ms / 1000)
+    app = create_app(models, sc, executor, guard)
     names = ", ".join(f"{m.name} ({m.src_lang}->{m.tgt_lang})" for m in models)
-    print(f"serving {names} at http://{sc.host}:{sc.port}/ (API schema at /docs); Ctrl-C stops", flush=True)
+    keys = f"; {len(guard.keys)} API key{'s' * (len(guard.keys) > 1)}" if guard.keys else ""
+    print(f"serving {names} at http://{sc.host}:{sc.port}/ (API schema at /docs{keys}); Ctrl-C stops", flush=True)
     server = GracefulServer(uvicorn.Config(app, host=sc.host, port=sc.port, log_level="warning", access_log=False,
                                            timeout_graceful_shutdown=30))
+    logging.getLogger("uvicorn.access").addFilter(RedactKeys())  # the access log is off; if turned on, no keys
     server.run()
     print("stopped", flush=True)

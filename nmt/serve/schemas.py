@@ -20,7 +20,7 @@ class LibreRequest(BaseModel):
     target: str
     format: str = "text"  # text; html is refused (400): nmt translates plain text
     alternatives: int = Field(0, ge=0)
-    api_key: str | None = None  # accepted and ignored (clients send it)
+    api_key: str | None = None  # the client's API key when the server has keys (nmt.serve.auth); else ignored
     # nmt's extensions
     prefix: str | list[str] | None = None  # the start each translation must take (one per q; "" none)
     alignment: Literal["none", "hard", "soft"] = "none"  # word alignments from attention (attention models)
@@ -57,6 +57,7 @@ class AnalyzeRequest(Strict):
     method: Literal["greedy", "beam"] | None = None
     beam: int | None = Field(None, ge=1, le=50)
     n_best: int = Field(1, ge=1)
+    api_key: str | None = None  # as LibreTranslate's field (or an Authorization: Bearer header)
 
 
 class ScorePair(Strict):
@@ -69,6 +70,7 @@ class ScoreRequest(Strict):
 
     pairs: list[ScorePair]
     model: str | None = None
+    api_key: str | None = None  # as LibreTranslate's field (or an Authorization: Bearer header)
 
 
 class PairScore(BaseModel):

@@ -1,10 +1,13 @@
 """The API of ``nmt serve`` in-process (FastAPI's TestClient) against a tiny RNNsearch trained in the test:
-both API shapes, n-best, attention and gates, scoring, dynamic batching, limits and bad input."""
+both API shapes, n-best, attention and gates, scoring, dynamic batching, limits, API keys and rate limits (on an
+injected clock), and bad input."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +21,7 @@ from nmt.config import Config, DataConfig, DecodeConfig, ModelConfig, TrainConfi
 from nmt.decoding.translate import Translator  # noqa: E402
 from nmt.evaluation.score import score_pairs  # noqa: E402
 from nmt.serve.app import create_app  # noqa: E402
+from nmt.serve.auth import Guard  # noqa: E402
 from nmt.serve.config import ServeConfig  # noqa: E402
 from nmt.serve.engine import load_models  # noqa: E402
 from nmt.training.train import train  # noqa: E402
@@ -34,11 +38,12 @@ def run(tmp_path_factory: pytest.TempPathFactory, corpus_writer) -> Path:
     return tmp / "run"
 
 
-def client(run: Path, **settings) -> TestClient:
+def client(run: Path, clock: Callable[[], float] | None = None, **settings) -> TestClient:
+    """A client of the app for ``run`` with ``settings``; ``clock``: the one its limits count minutes on."""
     sc = replace(ServeConfig(checkpoint=str(run)), **settings)
     executor = ThreadPoolExecutor(sc.workers)
     models = load_models([str(run)], "none", sc.batch_wait_ms / 1000, executor, sc.workers)
-    return TestClient(create_app(models, sc, executor))
+    return TestClient(create_app(models, sc, executor, Guard.from_config(sc, clock) if clock else None))
 
 
 def test_libretranslate_shape(run: Path) -> None:
@@ -168,3 +173,87 @@ def test_opennmt_answers_carry_the_alignment_when_asked(run: Path) -> None:
         out = c.post("/translator/translate", json=[{"src": "ka lo mi", "id": 0, "align": True}]).json()[0][0]
         plain = c.post("/translator/translate", json=[{"src": "ka lo mi", "id": 0}]).json()[0][0]
     assert out["align"] == [offline.split(" ||| ")[1]] and "align" not in plain and "pred_score" in plain
+
+
+KEY, WRONG = "k-51c2-the-secret", "not-the-key-7f3a"
+
+
+def test_api_keys_are_asked_for_and_checked_and_never_logged(run: Path, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"# who may translate\n{KEY}\n", encoding="utf-8")
+    caplog.set_level(logging.DEBUG)
+    body, bearer = {"q": "ka lo mi", "target": "yy"}, {"Authorization": f"Bearer {KEY}"}
+    with client(run, api_keys=str(keys)) as c:
+        want = c.post("/translate", json={**body, "api_key": KEY})
+        accepted = [c.post("/translate", data={**body, "api_key": KEY}),
+                    c.post("/translate", files={k: (None, v) for k, v in {**body, "api_key": KEY}.items()}),
+                    c.post("/translate", params={**body, "api_key": KEY}),
+                    c.post("/translate", json=body, headers=bearer), c.post("/translate", data=body, headers=bearer)]
+        others = [c.post("/detect", data={"q": "ka", "api_key": KEY}),
+                  c.post("/translator/translate", json=[{"src": "ka lo", "id": 0}], headers=bearer),
+                  c.post("/analyze", json={"q": "ka lo", "api_key": KEY}),
+                  c.post("/score", json={"pairs": [{"src": "ka", "tgt": "cat"}]}, params={"api_key": KEY})]
+        refused = [c.post("/translate", json=body), c.post("/translate", json={**body, "api_key": WRONG}),
+                   c.post("/translate", data={**body, "api_key": WRONG}), c.post("/translate", data=body),
+                   c.post("/translate", json=body, headers={"Authorization": f"Bearer {WRONG}"}),
+                   c.post("/detect", json={"q": "ka"}), c.post("/translator/translate", json=[{"src": "ka"}]),
+                   c.post("/analyze", json={"q": "ka", "api_key": WRONG}),
+                   c.post("/score", json={"pairs": [{"src": "ka", "tgt": "cat"}]}),
+                   c.post("/translate", content=b"{not json", headers={"content-type": "application/json"})]
+        open_ = [c.get(path) for path in ("/health", "/languages", "/models", "/", "/static/app.js", "/docs")]
+    assert want.status_code == 200 and all(r.json() == want.json() for r in accepted)
+    assert [r.status_code for r in others] == [200] * 4
+    assert [r.status_code for r in refused] == [403] * len(refused)
+    assert all(isinstance(r.json()["error"], str) for r in refused)
+    assert "required" in refused[0].json()["error"] and "not valid" in refused[1].json()["error"]
+    assert [r.status_code for r in open_] == [200] * len(open_)
+    # the server's log lines (the test's HTTP client logs the URLs it asks for: a key in a query string is the
+    # client's to keep out of its own logs, and a proxy's)
+    server = [rec.getMessage() for rec in caplog.records if not rec.name.startswith("httpx")]
+    said = [r.text for r in [want, *accepted, *others, *refused]] + server
+    assert not [line for line in said if KEY in line or WRONG in line]
+
+
+class Clock:
+    """A clock the test moves by hand: minutes pass without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_request_and_character_limits_per_key_are_hit_and_reset(run: Path, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"{KEY}\nsmall-key char_limit=10\n", encoding="utf-8")
+    clock = Clock()
+    with client(run, clock, api_keys=str(keys), req_limit=3) as c:
+        ask = lambda key, q="ka lo": c.post("/translate", json={"q": q, "target": "yy", "api_key": key})  # noqa: E731
+        assert [ask(KEY).status_code for _ in range(3)] == [200] * 3
+        over = ask(KEY)
+        assert over.status_code == 429 and "req_limit=3" in over.json()["error"]
+        assert over.headers["retry-after"] == "60"
+        assert ask("small-key").status_code == 200  # each key counts on its own
+        clock.now += 30
+        assert ask(KEY).headers["retry-after"] == "30"
+        clock.now += 30.5  # a minute after the first three: room again
+        assert ask(KEY).status_code == 200
+        assert [ask("small-key").status_code for _ in range(2)] == [200] * 2  # 5 + 5 characters this minute
+        chars = ask("small-key", "ka")
+        assert chars.status_code == 429 and "char_limit=10" in chars.json()["error"]
+        clock.now += 60
+        assert ask("small-key", "ka lo mi ne ru").status_code == 413  # 14 characters never fit 10 a minute
+        assert ask("small-key").status_code == 200
+
+
+def test_without_keys_the_limits_are_per_client_address(run: Path) -> None:
+    clock = Clock()
+    with client(run, clock, req_limit=2) as c:
+        codes = [c.post("/translate", json={"q": "ka", "target": "yy"}).status_code for _ in range(3)]
+        assert c.get("/health").status_code == 200  # not counted, never limited
+        analyze = c.post("/analyze", json={"q": "ka"})
+        clock.now += 60
+        assert c.post("/translator/translate", json=[{"src": "ka"}]).status_code == 200
+    assert codes == [200, 200, 429] and analyze.status_code == 429

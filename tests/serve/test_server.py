@@ -1,6 +1,6 @@
 """The real ``nmt serve`` process on 127.0.0.1 and a free port: HTTP from outside, abuse interleaved with good
-requests, SIGTERM during a request, and the page in headless Chromium (when Chromium and its driver are
-installed; .ci/run installs them)."""
+requests, SIGTERM during a request, API keys and a request limit, and the page in headless Chromium (when
+Chromium and its driver are installed; .ci/run installs them)."""
 
 from __future__ import annotations
 
@@ -153,6 +153,38 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_zero(run: Path, tmp_pa
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_api_keys_against_the_real_server_and_its_output_never_shows_them(run: Path, tmp_path: Path  # noqa: F811
+                                                                         ) -> None:
+    """libretranslatepy sends its key as a form field; a bad or missing key is 403; past req_limit, 429."""
+    port, key = _free_port(), "k-real-0c9e-secret"
+    proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", f"checkpoint={run}", f"port={port}", "threads=1",
+                             "api_keys_env=NMT_TEST_KEYS", "req_limit=4"], cwd=tmp_path,
+                            env={**_env(tmp_path), "NMT_TEST_KEYS": f"{key},second-key"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                OPENER.open(f"{url}/health", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        form = f"q=ka+lo&source=xx&target=yy&api_key={key}".encode()
+        ok = _post(f"{url}/translate", form, "application/x-www-form-urlencoded")
+        missing = _post(f"{url}/translate", b'{"q": "ka", "target": "yy"}')
+        wrong = _post(f"{url}/translate?api_key=nope-{key[::-1]}", b'{"q": "ka", "target": "yy"}')
+        libretranslatepy = pytest.importorskip("libretranslatepy")
+        client = libretranslatepy.LibreTranslateAPI(url + "/", api_key=key)
+        assert client.translate("ka lo", source="xx", target="yy") == ok[1]["translatedText"]
+        codes = [_post(f"{url}/translate", form, "application/x-www-form-urlencoded")[0] for _ in range(3)]
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert ok[0] == 200 and missing[0] == wrong[0] == 403 and "error" in missing[1] and "error" in wrong[1]
+    assert codes == [200, 200, 429]  # the fourth request of the minute was libretranslatepy's
+    assert "2 API keys" in out and key not in out + err and key[::-1] not in out + err
 
 
 def _browser():
