@@ -190,23 +190,27 @@ def renamed_key(key: str) -> str:
 
 
 def weights_payload(model: nn.Module, cfg: Config, tokenizer: Tokenizer, step: int,
-                    target_pieces: list[int] | None = None) -> dict[str, Any]:
+                    target_pieces: list[int] | None = None, init_from: dict[str, Any] | None = None) -> dict[str, Any]:
     """What ``best.pt`` and ``step-<N>.pt`` hold: weights, the model's and run's settings, the tokenizer, and the
-    ids of the pieces seen on the target side in training (``target_pieces``: search scores only these)."""
+    ids of the pieces seen on the target side in training (``target_pieces``: search scores only these); a
+    fine-tuned run's also say which checkpoint it started from (``init_from``: nmt.training.finetune.origin)."""
     extra = {} if target_pieces is None else {"target_pieces": torch.tensor(target_pieces, dtype=torch.int32)}
+    if init_from is not None:
+        extra["init_from"] = init_from
     return {"model": model.state_dict(), "model_info": model.describe(), "config": to_plain(cfg),
             "tokenizer": {"src": tokenizer.src_model, "tgt": tokenizer.tgt_model}, "step": step, **extra}
 
 
 def training_payload(model: nn.Module, cfg: Config, tokenizer: Tokenizer, state: Any, opt: torch.optim.Optimizer,
-                     device: torch.device, target_pieces: list[int] | None = None) -> dict[str, Any]:
+                     device: torch.device, target_pieces: list[int] | None = None,
+                     init_from: dict[str, Any] | None = None) -> dict[str, Any]:
     """What ``last.pt`` holds: :func:`weights_payload` plus the training state (a dataclass), the optimizer and the
     random generators, so that a resumed run continues exactly."""
     rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)
-    return {**weights_payload(model, cfg, tokenizer, state.step, target_pieces), "train_state": asdict(state),
-            "optimizer": opt.state_dict(), "rng": rng}
+    return {**weights_payload(model, cfg, tokenizer, state.step, target_pieces, init_from),
+            "train_state": asdict(state), "optimizer": opt.state_dict(), "rng": rng}
 
 
 def restore_rng(ckpt: dict[str, Any], device: torch.device) -> None:

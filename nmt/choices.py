@@ -107,6 +107,14 @@ class Schedule(Choice):
     plateau = "plateau"
 
 
+class InitKeep(Choice):
+    """What a fine-tuning run (``train.init_from``) takes from its parent besides weights and tokenizer."""
+
+    optimizer = "optimizer"  # the optimizer's state (Adam's moments)
+    schedule = "schedule"  # the step counter and the learning-rate drops (warm-up and decay go on)
+    best = "best"  # the best dev score and the early-stopping count
+
+
 class Stop(Choice):
     """Why training ended (the run's last line; ``stopped by SIGTERM`` when a signal ended it)."""
 
@@ -236,7 +244,7 @@ RANGES: dict[str, dict[str, Range]] = {
         "max_steps": NON_NEGATIVE, "max_epochs": NON_NEGATIVE, "max_minutes": NON_NEGATIVE,
         "eval_every": AT_LEAST_1, "eval_max_sentences": NON_NEGATIVE, "eval_max_len_ratio": POSITIVE,
         "patience": NON_NEGATIVE, "log_every": AT_LEAST_1, "max_bad_updates": NON_NEGATIVE,
-        "keep_last": NON_NEGATIVE, "average_last": NON_NEGATIVE,
+        "keep_last": NON_NEGATIVE, "average_last": NON_NEGATIVE, "accumulate": AT_LEAST_1,
     },
     "DecodeConfig": {"beam": AT_LEAST_1, "alpha": NON_NEGATIVE, "max_len_ratio": POSITIVE,
                      "max_len_extra": NON_NEGATIVE, "min_len": NON_NEGATIVE, "batch_tokens": AT_LEAST_1,

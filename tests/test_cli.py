@@ -191,7 +191,7 @@ def test_help(tmp_path: Path) -> None:
     assert out.returncode == 0 and "train" in out.stdout and "usage" in out.stdout.lower()
     out = nmt("train", "--help", cwd=tmp_path)
     assert out.returncode == 0
-    for text in ("data: ", "model: ", "train: ", "max_steps", "multi30k"):
+    for text in ("data: ", "model: ", "train: ", "max_steps", "multi30k", "accumulate", "init_from", "init_keep"):
         assert text in out.stdout, text
     assert not any(tmp_path.iterdir())  # --help writes no run directory
 

@@ -24,7 +24,7 @@ from nmt.errors import NMTError
 from nmt.runtime.allocator import IDEEP_CACHE, NO_SHAPE_CACHES, ONEDNN_CACHE, no_shape_caches
 from nmt.training import distributed
 from nmt.training.run import setup
-from nmt.training.train import fit
+from nmt.training.train import fit, update
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 needs_dist = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -226,6 +226,61 @@ def test_two_gloo_ranks_resume(tiny_data_cfg: DataConfig, tmp_path: Path) -> Non
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
     for name, tensor in a.items():
         torch.testing.assert_close(b[name], tensor, atol=1e-6, rtol=1e-5, msg=name)
+
+
+# --------------------------------------------------------------------------- gradient accumulation (train.accumulate)
+
+
+def test_an_accumulated_update_equals_one_update_on_the_union(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
+    """accumulate=2 over batches A, B: the same loss, token count, gradients and weights as one update on A+B."""
+    data = replace(tiny_data_cfg, vocab_size=40)
+    acc = setup(_config(data, tmp_path / "acc", accumulate=2, tensorboard=False))
+    one = setup(_config(data, tmp_path / "one", tensorboard=False))
+    a, b = acc.batches.epoch(0)[:2]
+    got = update(acc, acc.batches.make(a), acc.batches.make(b))
+    want = update(one, one.batches.make(a + b))
+    assert got.n_tokens == want.n_tokens == acc.batches.make(a).n_tgt_tokens + acc.batches.make(b).n_tgt_tokens
+    assert got.loss == pytest.approx(want.loss, rel=1e-6) and got.grad_norm == pytest.approx(want.grad_norm, rel=1e-5)
+    for (name, p), q in zip(acc.model.named_parameters(), one.model.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=1e-5, msg=name)  # not only Adam's sign(g)
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
+    assert acc.state.step == one.state.step == 1
+
+
+def test_training_with_accumulate_2_equals_training_on_unions_of_pairs(tiny_data_cfg: DataConfig,
+                                                                      tmp_path: Path) -> None:
+    """6 updates of 2 micro-batches each (fit, across an epoch boundary) == 6 updates on the merged pairs; the
+    metrics count the tokens of both micro-batches."""
+    data = replace(tiny_data_cfg, vocab_size=40)
+    ref = setup(_config(data, tmp_path / "one", tensorboard=False))
+    ref.batches = UnionOfPairs(ref.batches)
+    ref_state = fit(ref)
+    state = fit(setup(_config(data, tmp_path / "acc", accumulate=2, tensorboard=False)))
+    assert state.step == ref_state.step == STEPS and state.epoch == ref_state.epoch >= 1
+    assert state.batch_in_epoch == 2 * ref_state.batch_in_epoch  # batches, 2 per update
+    for name, tensor in _weights(tmp_path / "one").items():
+        torch.testing.assert_close(_weights(tmp_path / "acc")[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+    rows = {d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+            for d in ("one", "acc")}
+    for key in ("loss", "tgt_tok_update"):
+        assert [r[key] for r in rows["acc"] if r["kind"] == "train"] == pytest.approx(
+            [r[key] for r in rows["one"] if r["kind"] == "train"], rel=1e-4), key
+
+
+@needs_dist
+@pytest.mark.slow
+def test_two_gloo_ranks_accumulating_2_equal_one_process_on_unions_of_4(tiny_data_cfg: DataConfig,
+                                                                         tmp_path: Path) -> None:
+    """2 ranks x 2 micro-batches (DDP's no_sync on the first) == 1 process x (all 4 batches) per update."""
+    data = replace(tiny_data_cfg, vocab_size=40)
+    ref = setup(_config(data, tmp_path / "one", max_steps=3))
+    ref.batches = UnionOfPairs(ref.batches, n=4)
+    assert fit(ref).step == 3
+    out = torchrun(data, tmp_path / "ddp", tmp_path, "train.max_steps=3", "train.accumulate=2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    one, ddp = _weights(tmp_path / "one"), _weights(tmp_path / "ddp")
+    for name, tensor in one.items():
+        torch.testing.assert_close(ddp[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
 
 
 # --------------------------------------------------------------------------- a NaN on one rank only

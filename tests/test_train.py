@@ -74,12 +74,14 @@ def _config(data: DataConfig, run_dir: Path, **train_kw) -> Config:
     return Config(data=data, model=model, train=tc, name="test", run_dir=str(run_dir))
 
 
-def test_resumed_run_equals_uninterrupted_run(tiny_data_cfg: DataConfig, tmp_path: Path) -> None:
-    """3 steps, stop, resume to 6 gives bit-identical weights to 6 steps in one go (rng, batches, optimizer)."""
-    straight = train(_config(tiny_data_cfg, tmp_path / "straight"))
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_resumed_run_equals_uninterrupted_run(tiny_data_cfg: DataConfig, tmp_path: Path, accumulate: int) -> None:
+    """3 steps, stop, resume to 6 gives bit-identical weights to 6 steps in one go (rng, batches, optimizer); with
+    gradient accumulation too (a checkpoint falls between updates, so the data position is an update's start)."""
+    straight = train(_config(tiny_data_cfg, tmp_path / "straight", accumulate=accumulate))
     assert straight.step == 6 and straight.epoch >= 1  # crosses an epoch boundary
-    train(_config(tiny_data_cfg, tmp_path / "split", max_steps=3))
-    resumed = train(_config(tiny_data_cfg, tmp_path / "split", resume=True))
+    train(_config(tiny_data_cfg, tmp_path / "split", max_steps=3, accumulate=accumulate))
+    resumed = train(_config(tiny_data_cfg, tmp_path / "split", resume=True, accumulate=accumulate))
     assert resumed.step == 6
     a, b = checkpoint.read(tmp_path / "straight" / "last.pt"), checkpoint.read(tmp_path / "split" / "last.pt")
     for name, tensor in a["model"].items():
@@ -135,3 +137,12 @@ def test_average_last_writes_the_mean_of_the_last_steps_and_validates_it(tiny_da
     assert [r["of"] for r in rows if r["kind"] == "averaged"] == [["step-2.pt", "step-4.pt", "step-6.pt"]]
     with pytest.raises(NMTError, match="average_last=4 needs train.keep_last"):
         replace(TrainConfig(), keep_last=3, average_last=4)
+
+
+def test_accumulate_is_at_least_1_and_init_keep_needs_init_from() -> None:
+    with pytest.raises(NMTError, match=r"train.accumulate=0 is out of range: must be >= 1"):
+        replace(TrainConfig(), accumulate=0)
+    with pytest.raises(NMTError, match="train.init_keep is for fine-tuning"):
+        replace(TrainConfig(), init_keep=["optimizer"])
+    with pytest.raises(NMTError, match="unknown train.init_keep='moments'"):
+        replace(TrainConfig(), init_from="run", init_keep=["moments"])

@@ -22,6 +22,7 @@ from nmt.choices import (
     Device,
     DistBackend,
     Init,
+    InitKeep,
     Metric,
     Optimizer,
     Precision,
@@ -140,6 +141,7 @@ class TrainConfig(Checked):
     label_smoothing: float = 0.0
     batch_tokens: int = 2048  # padded positions per batch (max of source and target side)
     batch_sentences: int = 0  # at most this many sentence pairs per batch; 0: no cap (batch_tokens alone)
+    accumulate: int = 1  # batches per update (gradient accumulation): one update equals one on their union
     max_steps: int = 0  # 0: no limit
     max_epochs: int = 20
     max_minutes: float = 0.0  # wall-clock training budget; 0: no limit
@@ -155,11 +157,17 @@ class TrainConfig(Checked):
     average_last: int = 0  # at the end: average the last k step-<N>.pt into averaged.pt and validate it; 0: no
     resume: bool = False  # continue from run_dir/last.pt
     overwrite: bool = False  # start over even if run_dir already holds a checkpoint
+    init_from: str | None = None  # fine-tune: start from this checkpoint (a run directory: its best.pt), taking its
+    # weights, tokenizer and model settings; a run_dir/last.pt to resume (train.resume=true) comes first
+    init_keep: list[InitKeep] = field(default_factory=list)  # with init_from: also take optimizer | schedule | best
+    # from it (needs a last.pt); the others start fresh
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.average_last > self.keep_last:
             raise ConfigValueError(f"train.average_last={self.average_last} needs train.keep_last >= it")
+        if self.init_keep and not self.init_from:
+            raise ConfigValueError("train.init_keep is for fine-tuning: it needs train.init_from=CHECKPOINT")
 
 
 @dataclass

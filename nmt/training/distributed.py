@@ -10,6 +10,8 @@ takes global batch ``b + r`` (``b`` = batches already used this epoch), so the N
 Each rank sums its loss over its target tokens, the token counts are summed over ranks (all-reduce), and each
 rank back-propagates ``loss_r / (T / N)`` with T the total; DDP averages gradients over the N ranks, so the
 update equals one process's update on the union of the N batches with loss ``sum_r loss_r / T``.
+With ``train.accumulate=K`` each rank runs K micro-batches (global batches ``b + k N + r``) before the update, T
+counts the tokens of all N K batches, and DDP syncs gradients on the last micro-batch only (:meth:`Dist.no_sync`).
 
 Only rank 0 logs, validates and writes checkpoints; the others wait for it, then take its training state, so
 early stopping, learning-rate drops, time budgets and stop signals end every rank at the same update.
@@ -113,6 +115,22 @@ class Dist:
         torch.distributed.all_reduce(both)
         total, tokens = both.tolist()
         return total, int(round(tokens))
+
+    def sum_over_ranks(self, value: Tensor | int) -> float | int:
+        """``value`` (a 0-dim tensor or a number) summed over the ranks in float64, one all-reduce; with one process,
+        the value itself (a number as it is, a tensor as ``.item()``)."""
+        if not self.enabled:
+            return value.item() if isinstance(value, Tensor) else value
+        total = torch.as_tensor(value).detach().to(self.device, torch.float64)
+        torch.distributed.all_reduce(total)
+        return total.item()
+
+    def no_sync(self, loss_fn: Callable[..., Tensor], last: bool) -> contextlib.AbstractContextManager:
+        """Around a micro-batch's forward and backward: DDP's ``no_sync`` for all but the ``last`` micro-batch of an
+        update, so gradients sum locally and the ranks average them once; nothing with one process."""
+        if self.enabled and not last:
+            return loss_fn.no_sync()  # type: ignore[attr-defined]
+        return contextlib.nullcontext()
 
     def loss_denominator(self, total_tokens: int) -> float | int:
         """What each rank divides its summed loss by before ``backward``: T / N, since DDP averages the N

@@ -35,6 +35,7 @@ class Progress:
         rate = self.tokens / max(time.monotonic() - self.window_start, 1e-9)
         avg = self.loss / max(self.tokens, 1)
         values = {"loss": avg, "ppl": math.exp(min(avg, 50)), "tgt_tok_s": rate,
+                  "tgt_tok_update": self.tokens / len(self.norms),  # all micro-batches and ranks of an update
                   "lr": self.run.opt.param_groups[0]["lr"], "grad_norm": sum(self.norms) / len(self.norms),
                   "threads": self.run.runtime.threads.current}
         self.run.log_metrics("train", {**values, "elapsed_s": s.elapsed_s})
@@ -45,6 +46,7 @@ class Progress:
             if tc.max_minutes > 0:
                 eta = min(eta, tc.max_minutes * 60 - s.elapsed_s)
             print(f"step {s.step}/{self.total} | epoch {s.epoch + 1} | loss {avg:.3f} | {rate:,.0f} tgt tok/s | "
+                  f"{values['tgt_tok_update']:,.0f} tgt tok/update | "
                   f"{values['threads']} threads | "
                   f"{s.elapsed_s / 60:.1f} min | eta {eta / 60:.1f} min", flush=True)
         self.tokens, self.loss, self.norms, self.window_start = 0, 0.0, [], time.monotonic()

@@ -19,14 +19,14 @@ from omegaconf import OmegaConf
 
 from nmt import checkpoint
 from nmt.choices import Precision, to_plain
-from nmt.config import Config
+from nmt.config import Config, TrainConfig
 from nmt.data.batching import BatchIterator
 from nmt.data.prepare import Corpus, prepare
 from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
 from nmt.runtime.process import Runtime
-from nmt.training import distributed
+from nmt.training import distributed, finetune
 from nmt.training.board import Board
 from nmt.training.optim import make_optimizer
 
@@ -71,21 +71,30 @@ class Run:
     autocast: Any  # a context manager: bf16 autocast (train.precision=bf16), else nothing
     board: Board  # TensorBoard curves (rank 0, train.tensorboard)
     runtime: Runtime = field(default_factory=Runtime.untouched)  # threads told each update's time; signals
+    origin: dict[str, Any] | None = None  # a fine-tuning run's parent (nmt.training.finetune.origin)
+    parent_pieces: list[int] | None = None  # a fine-tuning run's: the target pieces its parent was trained on
 
     @property
     def device(self) -> torch.device:
         return self.dist.device
 
+    @property
+    def target_pieces(self) -> list[int]:
+        """The target pieces the model was trained on: this run's, and a fine-tuning run's parent's."""
+        if self.parent_pieces is None:
+            return self.corpus.target_pieces
+        return sorted(set(self.corpus.target_pieces) | set(self.parent_pieces))
+
     def save_weights(self, name: str) -> None:
         """``best.pt`` or ``step-<N>.pt``: weights, settings and tokenizer."""
         checkpoint.save(checkpoint.weights_payload(self.model, self.cfg, self.corpus.tokenizer, self.state.step,
-                                                   self.corpus.target_pieces), self.dir / name)
+                                                   self.target_pieces, self.origin), self.dir / name)
 
     def save_last(self) -> None:
         """``last.pt``, everything a resumed run needs (rank 0 only)."""
         if self.dist.is_main:
             checkpoint.save(checkpoint.training_payload(self.model, self.cfg, self.corpus.tokenizer, self.state,
-                                                        self.opt, self.device, self.corpus.target_pieces),
+                                                        self.opt, self.device, self.target_pieces, self.origin),
                             self.dir / "last.pt")
 
     def log_metrics(self, kind: str, values: dict) -> None:
@@ -105,52 +114,82 @@ def cpu_has_bf16() -> bool:
 
 
 def setup(cfg: Config, dist: distributed.Dist | None = None, runtime: Runtime | None = None) -> Run:
-    """A new run in ``cfg.run_dir``, or the one there continued (``train.resume``); refuses to overwrite a run
-    unless ``train.overwrite``. Nothing is written until the run is accepted. ``runtime``: the process-wide
-    settings to use (nmt.runtime.process); None installs ``train.threads``, the allocator settings and signal handlers,
-    as the command line does."""
-    tc = cfg.train
-    dist = dist or distributed.Dist(device=distributed.resolve_device(tc.device))
-    bf16 = tc.precision == Precision.bf16
+    """A new run in ``cfg.run_dir``, or the one there continued (``train.resume``), or a new one that fine-tunes
+    ``train.init_from`` (nmt.training.finetune); refuses to overwrite a run unless ``train.overwrite``. Nothing is
+    written until the run is accepted. ``runtime``: the process-wide settings to use (nmt.runtime.process); None
+    installs ``train.threads``, the allocator settings and signal handlers, as the command line does."""
+    dist = dist or distributed.Dist(device=distributed.resolve_device(cfg.train.device))
+    bf16 = cfg.train.precision == Precision.bf16
     if bf16 and dist.device.type == "cpu" and not cpu_has_bf16():
         log.warning("train.precision=bf16: this CPU has no native bf16 (AVX512-BF16 or AMX): expect it slower")
     run_dir = Path(cfg.run_dir)
-    resumed = _resumable(cfg, run_dir)
+    cfg, resumed, parent = _starting_point(cfg, run_dir)
+    tc = cfg.train
     runtime = runtime or Runtime.install(tc.threads)
     runtime.prepare_training(dist.device, bf16)
     random.seed(tc.seed)
     torch.manual_seed(tc.seed)
-    tok = resumed.tokenizer if resumed else None
+    tok = resumed.tokenizer if resumed else parent.tokenizer if parent else None
     with dist.main_first():  # rank 0 fills the sentencepiece and datasets caches, the others reuse them
         corpus = prepare(cfg.data, tok)
     model = build_model(cfg.model, corpus.tokenizer.src_vocab_size, corpus.tokenizer.tgt_vocab_size).to(dist.device)
     opt = make_optimizer(model, tc)
     batches = BatchIterator.from_dataset(corpus.train, tc.batch_tokens, shuffle=True, seed=tc.seed,
                                          max_sentences=tc.batch_sentences)
-    state = _restore(resumed, model, opt, dist, run_dir) if resumed else TrainState()
-    autocast = torch.autocast(dist.device.type, dtype=torch.bfloat16) if tc.precision == Precision.bf16 else None
+    state = (_restore(resumed, model, opt, dist, run_dir) if resumed else
+             TrainState(**finetune.start(parent, model, opt, tc.init_keep)) if parent else TrainState())
+    autocast = torch.autocast(dist.device.type, dtype=torch.bfloat16) if bf16 else None
     # the loss through DistributedDataParallel under torchrun (after loading, so every rank has the weights)
     run = Run(cfg, dist, run_dir, corpus, model, opt, batches, state, dist.wrap(model),
               autocast or contextlib.nullcontext(), Board(run_dir, False), runtime)
+    run.origin, run.parent_pieces = _lineage(resumed, parent, tc)
     if dist.is_main:
         _write_run_files(run, fresh=resumed is None)
         run.board = Board(run_dir, tc.tensorboard, state.step)
     return run
 
 
+def _starting_point(cfg: Config, run_dir: Path) -> tuple[Config, checkpoint.Checkpoint | None,
+                                                         checkpoint.Checkpoint | None]:
+    """The run's config and what it starts from: the ``last.pt`` it resumes, or the parent it fine-tunes (the
+    model and tokenizer settings then come from that checkpoint, nmt.training.finetune.inherit), or neither."""
+    resumed = _resumable(cfg, run_dir)
+    parent = None
+    if resumed is not None and (cfg.train.init_from or resumed.config.train.init_from):
+        if cfg.train.init_from:
+            log.info("train.init_from=%s: %s holds this run's last.pt, so the run resumes from it (the checkpoint "
+                     "it fine-tunes is not read again)", cfg.train.init_from, run_dir)
+        cfg = finetune.inherit(cfg, resumed, resumed.config.train.init_from, resumed.config.train.init_keep)
+    elif cfg.train.init_from:
+        parent = finetune.load_parent(cfg)
+        cfg = finetune.inherit(cfg, parent, str(parent.path.resolve()), cfg.train.init_keep)
+    if resumed is not None:
+        checkpoint.check_compatible(resumed.payload, cfg.model, cfg.data)
+    return cfg, resumed, parent
+
+
+def _lineage(resumed: checkpoint.Checkpoint | None, parent: checkpoint.Checkpoint | None,
+             tc: TrainConfig) -> tuple[dict[str, Any] | None, list[int] | None]:
+    """A fine-tuning run's record of its parent and the parent's target pieces (None, None for other runs)."""
+    source = resumed or parent
+    if source is None or not tc.init_from:
+        return None, None
+    pieces = None if source.target_pieces is None else source.target_pieces.tolist()
+    return (resumed.payload.get("init_from") if resumed else finetune.origin(parent, tc.init_keep)), pieces
+
+
 def _resumable(cfg: Config, run_dir: Path) -> checkpoint.Checkpoint | None:
-    """The ``last.pt`` to continue (checked against the requested settings), or None for a new run."""
+    """The ``last.pt`` to continue, or None for a new run. With ``train.init_from``, ``train.resume=true`` without a
+    ``last.pt`` starts the fine-tuning run, so that one command starts it and continues it."""
     last = run_dir / "last.pt"
     if last.exists() and not cfg.train.resume and not cfg.train.overwrite:
         raise NMTError(f"{run_dir} already holds a run: pass train.resume=true to continue it, "
                        "train.overwrite=true to start over, or another run_dir")
-    if not cfg.train.resume:
+    if not cfg.train.resume or (not last.exists() and cfg.train.init_from):
         return None
     if not last.exists():
         raise NMTError(f"train.resume=true but {last} does not exist")
-    resumed = checkpoint.load(last)
-    checkpoint.check_compatible(resumed.payload, cfg.model, cfg.data)
-    return resumed
+    return checkpoint.load(last)
 
 
 def _restore(ckpt: checkpoint.Checkpoint, model: TranslationModel, opt: torch.optim.Optimizer,

@@ -46,10 +46,12 @@ def train(cfg: Config, runtime: Runtime | None = None) -> TrainState:
 def fit(run: Run) -> TrainState:
     """Train until a limit, early stopping or a stop signal (then ``last.pt`` is saved); returns the state."""
     s, tc = run.state, run.cfg.train
-    per_epoch = len(run.batches.epoch(s.epoch)) // run.dist.world_size
+    n_batches = len(run.batches.epoch(s.epoch))
+    per_epoch = n_batches // (run.dist.world_size * tc.accumulate)  # updates per epoch
     total = tc.max_steps if tc.max_steps > 0 else tc.max_epochs * per_epoch
-    log.info("model: %s parameters; %d training pairs (of %d) in %d batches/epoch; run dir %s",
-             f"{n_params(run.model):,}", len(run.corpus.train), run.corpus.n_train_raw, per_epoch, run.dir)
+    log.info("model: %s parameters; %d training pairs (of %d) in %d batches/epoch, %d updates/epoch of %d batches; "
+             "run dir %s", f"{n_params(run.model):,}", len(run.corpus.train), run.corpus.n_train_raw, n_batches,
+             per_epoch, run.dist.world_size * tc.accumulate, run.dir)
     progress = Progress(run, total)
     started = time.monotonic() - s.elapsed_s  # the clock: wall time of this and earlier processes
     reason = Stop.max_steps if tc.max_steps > 0 and s.step >= tc.max_steps else None  # a finished run: no update
@@ -94,16 +96,21 @@ def _average_last(run: Run) -> None:
 def run_epoch(run: Run, stop: StopRequest, progress: Progress, started: float) -> Stop | None:
     """Train on the rest of the current epoch; returns why training must stop, or None at the epoch's end.
 
-    With N ranks an update uses N batches, rank r taking ``batch_in_epoch + r``; an epoch's last
-    ``len(batches) % N`` batches are left out, as DistributedSampler(drop_last=True) does (nmt.training.distributed).
+    With N ranks and ``train.accumulate=K`` an update uses N K batches, rank r taking ``batch_in_epoch + k N + r``
+    for k < K; an epoch's last ``len(batches) % (N K)`` batches are left out, as DistributedSampler(drop_last=True)
+    does (nmt.training.distributed). Checkpoints fall between updates, so a resumed run starts at an update's first
+    batch.
     """
     s, tc, dist = run.state, run.cfg.train, run.dist
     batches = run.batches.epoch(s.epoch)
-    while s.batch_in_epoch + dist.world_size <= len(batches):
-        batch = run.batches.make(batches[s.batch_in_epoch + dist.rank]).to(run.device)
-        with run.runtime.threads.timed(batch.n_tgt_tokens):  # train.threads=auto measures updates, not validations
-            done = update(run, batch)
-        s.batch_in_epoch += dist.world_size
+    per_update = dist.world_size * tc.accumulate
+    while s.batch_in_epoch + per_update <= len(batches):
+        micro = [run.batches.make(batches[s.batch_in_epoch + k * dist.world_size + dist.rank]).to(run.device)
+                 for k in range(tc.accumulate)]
+        # train.threads=auto measures updates, not validations
+        with run.runtime.threads.timed(sum(b.n_tgt_tokens for b in micro)):
+            done = update(run, *micro)
+        s.batch_in_epoch += per_update
         s.elapsed_s = time.monotonic() - started
         progress.update(done.loss or 0.0, n_tokens=done.n_tokens if done.loss is not None else 0,
                         grad_norm=done.grad_norm)
@@ -135,28 +142,30 @@ class Update(NamedTuple):
     """What one update did."""
 
     loss: float | None  # the summed loss; None when the update was skipped
-    n_tokens: int  # target tokens of the step (on every rank: all ranks' tokens)
+    n_tokens: int  # target tokens of the update (all its micro-batches; on every rank: all ranks' tokens)
     grad_norm: float  # the gradient norm before clipping (nan when skipped for its loss)
 
 
-def update(run: Run, batch: Batch) -> Update:
-    """One optimizer step on a batch (on every rank: the union of the ranks' batches).
+def update(run: Run, *batches: Batch) -> Update:
+    """One optimizer step on the union of ``batches`` (``train.accumulate`` micro-batches; on every rank: with the
+    other ranks' micro-batches too). Each micro-batch's summed loss is divided by the tokens of the whole union
+    before ``backward``, so the summed gradients are the union's gradient of its mean loss per token.
 
-    A non-finite loss or gradient norm skips the update (the weights and optimizer stay as they were; the batch
-    still counts as a step). Under torchrun the loss and the gradient norm are the same on every rank (summed and
+    A non-finite loss or gradient norm skips the update (the weights and optimizer stay as they were; the batches
+    still count as a step). Under torchrun the loss and the gradient norm are the same on every rank (summed and
     all-reduced), so all ranks skip together; they still run ``backward``, which DDP needs after every forward.
     """
     s, tc, dist = run.state, run.cfg.train, run.dist
     s.step += 1
     for g in run.opt.param_groups:
         g["lr"] = learning_rate(s.step, tc, s.lr_scale)
-    with run.autocast:
-        loss = run.loss_fn(batch, tc.label_smoothing)
-    total_loss, n_tokens = dist.sum_loss_tokens(loss, batch.n_tgt_tokens)
     run.opt.zero_grad(set_to_none=True)
+    n_tokens = dist.sum_over_ranks(sum(b.n_tgt_tokens for b in batches))
+    n_tokens = n_tokens if isinstance(n_tokens, int) else int(round(n_tokens))
+    total_loss = dist.sum_over_ranks(_forward_backward(run, batches, dist.loss_denominator(n_tokens)))
     if not math.isfinite(total_loss) and not dist.enabled:
+        run.opt.zero_grad(set_to_none=True)
         return Update(_skip_update(run, f"loss {total_loss}"), n_tokens, math.nan)
-    (loss / dist.loss_denominator(n_tokens)).backward()
     # max_norm=inf measures the norm without scaling anything
     norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), tc.clip_norm if tc.clip_norm > 0 else math.inf)
     if not (math.isfinite(total_loss) and torch.isfinite(norm)):
@@ -166,6 +175,23 @@ def update(run: Run, batch: Batch) -> Update:
     run.opt.step()
     s.bad_in_row = 0
     return Update(total_loss, n_tokens, float(norm))
+
+
+def _forward_backward(run: Run, batches: tuple[Batch, ...], denominator: float | int) -> torch.Tensor:
+    """Forward and backward of each micro-batch, the gradients summing in ``.grad``; returns this rank's summed
+    loss (0-dim, float64). Under DDP gradients are synced on the last micro-batch only. One process reads the loss
+    once, before the last backward, and leaves that out when the loss is not finite (the update is skipped)."""
+    total = torch.zeros((), dtype=torch.float64, device=run.device)
+    for k, batch in enumerate(batches):
+        last = k == len(batches) - 1
+        with run.dist.no_sync(run.loss_fn, last):
+            with run.autocast:
+                loss = run.loss_fn(batch, run.cfg.train.label_smoothing)
+            total += loss.detach()
+            if last and not run.dist.enabled and not math.isfinite(total.item()):
+                break
+            (loss / denominator).backward()
+    return total
 
 
 def _skip_update(run: Run, what: str) -> None:
