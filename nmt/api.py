@@ -63,25 +63,35 @@ class Model:
         return self.translator.device
 
     def translate(self, sentences: str | Sequence[str], *, prefix: str | Sequence[str] | None = None,
-                  max_input_len: int = 250, **decode: Any
+                  constraints: Sequence[Sequence[str]] | None = None, glossary: str | Path | dict[str, str] | None
+                  = None, max_input_len: int = 250, **decode: Any
                   ) -> str | list[str] | list[Translation] | list[list[Translation]]:
         """Translations of one sentence or of a list, in order (empty sentences give empty translations).
 
         ``decode``: nmt.config.DecodeConfig's keys (``method="greedy"|"beam"``, ``beam``, ``alpha``, ``n_best``,
         ``min_len``, ``max_len_ratio``, ...); ``beam`` > 1 or ``n_best`` > 1 alone means beam search. With
         ``n_best`` > 1 each sentence gives its :class:`Translation` list, best first. ``prefix``: the text each
-        translation must start with (one per sentence, "" for none), which the model continues."""
+        translation must start with (one per sentence, "" for none), which the model continues. ``constraints``:
+        per sentence, the target phrases its translation must hold; ``glossary``: a TSV file or a dict of source
+        term -> target term, applied where a source term occurs (both by constrained beam search)."""
+        from nmt.decoding.terms import Glossary, sentence_terms
+
         lines = [sentences] if isinstance(sentences, str) else list(sentences)
         starts = [prefix] if isinstance(prefix, str) else None if prefix is None else list(prefix)
+        gloss = Glossary(glossary) if isinstance(glossary, dict) else None if glossary is None else Glossary.read(
+            glossary)
+        terms = sentence_terms(lines, constraints, gloss)
         dc = decode_config(**decode)
         if dc.n_best == 1:
-            out: list[Any] = self.translator.translate(lines, dc, max_input_len=max_input_len, prefixes=starts)
+            out: list[Any] = self.translator.translate(lines, dc, max_input_len=max_input_len, prefixes=starts,
+                                                       terms=terms)
         else:
             from nmt.decoding.search import decode_all
 
             ids, t = self.translator.encode(lines, max_input_len), self.translator
             out = [[Translation(t, h.logprob, h.score) for t, h in zip(self._texts(hyps), hyps, strict=True)]
-                   for hyps in decode_all(t.model, ids, dc, prefixes=t.encode_prefixes(starts, len(lines)))]
+                   for hyps in decode_all(t.model, ids, dc, prefixes=t.encode_prefixes(starts, len(lines)),
+                                          terms=t.encode_terms(terms, len(lines)), glue=t.glue)]
         return out[0] if isinstance(sentences, str) else out
 
     def align(self, sentences: Sequence[str], *, max_input_len: int = 250, **decode: Any) -> list[Aligned]:

@@ -11,7 +11,8 @@ from helpers import V_S, V_T, model_cfg, random_batch, tiny_model
 
 from nmt.data.batching import collate
 from nmt.data.tokenizer import EOS
-from nmt.decoding.search import beam_search, length_penalty, max_lengths
+from nmt.decoding.rows import length_penalty
+from nmt.decoding.search import beam_search, max_lengths
 from nmt.model import build_model
 
 

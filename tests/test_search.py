@@ -15,7 +15,8 @@ from torch import Tensor
 from nmt.config import ModelConfig
 from nmt.data.batching import collate
 from nmt.data.tokenizer import BOS, EOS, PAD
-from nmt.decoding.search import beam_search, greedy, length_penalty, max_lengths
+from nmt.decoding.rows import length_penalty
+from nmt.decoding.search import beam_search, greedy, max_lengths
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
 from nmt.model.cho2014 import RNNEncoderDecoder

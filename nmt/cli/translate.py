@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from nmt.config import TranslateConfig
 from nmt.data.load import check_parallel, decode_lines, existing_file, read_lines, refuse_overwrite, resolve_path
+from nmt.decoding.terms import Glossary, constraint_line, sentence_terms
 from nmt.decoding.translate import Translator, chunks
 from nmt.errors import NMTError
 from nmt.runtime.process import Runtime
@@ -21,7 +22,7 @@ CHUNK = 2000  # lines translated together: bounded memory, good batches
 HISTORY = Path("~/.cache/nmt/translate_history").expanduser()  # the prompt's history, kept between sessions
 
 
-def _interactive(translator: Translator, tc: TranslateConfig) -> None:
+def _interactive(translator: Translator, tc: TranslateConfig, glossary: Glossary | None) -> None:
     """A prompt: one sentence a line, with readline's editing (arrows, Ctrl-R) and history when available."""
     try:
         import readline  # noqa: F401  (importing it gives input() line editing)
@@ -39,7 +40,8 @@ def _interactive(translator: Translator, tc: TranslateConfig) -> None:
             except EOFError:
                 print(file=sys.stderr)
                 return
-            print(translator.translate([line], tc.decode, max_input_len=tc.max_input_len)[0], flush=True)
+            print(translator.translate([line], tc.decode, max_input_len=tc.max_input_len,
+                                       terms=sentence_terms([line], None, glossary))[0], flush=True)
     finally:
         if readline is not None:
             try:
@@ -71,25 +73,45 @@ def _prefixes(tc: TranslateConfig) -> Iterator[str] | None:
     return iter(read_lines(path))
 
 
-def _take(lines: Iterator[str], n: int, name: str) -> list[str]:
-    """The next ``n`` prefix lines; a prefix file shorter than the input is named."""
+def _take(lines: Iterator[str], n: int, name: str, what: str = "prefix") -> list[str]:
+    """The next ``n`` lines of a per-line file; one shorter than the input is named."""
     got = list(itertools.islice(lines, n))
     if len(got) < n:
-        raise NMTError(f"prefix file {name} has fewer lines than the input: give one per input line (empty: none)")
+        raise NMTError(f"{what} file {name} has fewer lines than the input: give one per input line (empty: none)")
     return got
+
+
+def _constraints(tc: TranslateConfig) -> Iterator[str] | None:
+    """The constraint file's lines (checked against a file input's line count first), or None."""
+    if tc.constraints is None:
+        return None
+    path = existing_file(tc.constraints, "constraints")
+    if tc.input != "-":
+        check_parallel(existing_file(tc.input, "input"), path)
+    return iter(read_lines(path))
+
+
+def _terms(chunk: list[str], lines: Iterator[str] | None, tc: TranslateConfig,
+           glossary: Glossary | None) -> list[list[str]] | None:
+    """The phrases each line of ``chunk`` must hold: the constraint file's, then the glossary's."""
+    given = None if lines is None else [constraint_line(x) for x in _take(lines, len(chunk), tc.constraints,
+                                                                           "constraints")]
+    return sentence_terms(chunk, given, glossary)
 
 
 def run_translate(tc: TranslateConfig) -> None:
     """Translate ``tc.input`` to ``tc.output`` with the model in ``tc.checkpoint``."""
-    refuse_overwrite(tc.output, {"input": tc.input, "checkpoint": tc.checkpoint, "prefix": tc.prefix})
+    refuse_overwrite(tc.output, {"input": tc.input, "checkpoint": tc.checkpoint, "prefix": tc.prefix,
+                                 "constraints": tc.constraints, "glossary": tc.glossary})
+    glossary = None if tc.glossary is None else Glossary.read(tc.glossary)
     threads = Runtime.install(tc.threads, tune_memory=False, signals=False).threads
     translator = Translator.open(tc.checkpoint, tc.quantize, tc.device)
     translator.check_alignment(tc.decode.alignment)
-    if tc.input == "-" and sys.stdin.isatty() and tc.prefix is None:
-        _interactive(translator, tc)
+    if tc.input == "-" and sys.stdin.isatty() and tc.prefix is None and tc.constraints is None:
+        _interactive(translator, tc, glossary)
         return
     lines, total = _lines(tc)
-    starts = _prefixes(tc)
+    starts, held = _prefixes(tc), _constraints(tc)
     out = sys.stdout if tc.output == "-" else open(resolve_path(tc.output), "w", encoding="utf-8")
     bar = tqdm(total=total, unit="sent", desc="translating", disable=not sys.stderr.isatty(), dynamic_ncols=True)
     pieces = [0]
@@ -106,7 +128,8 @@ def run_translate(tc: TranslateConfig) -> None:
             write = translator.nbest if tc.decode.n_best > 1 else translator.translate
             threads.restart()
             texts = write(chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1, on_batch=advance,
-                          prefixes=None if starts is None else _take(starts, len(chunk), tc.prefix))
+                          prefixes=None if starts is None else _take(starts, len(chunk), tc.prefix),
+                          terms=_terms(chunk, held, tc, glossary))
             out.write("".join(text + "\n" for text in texts))
             out.flush()
             done += len(chunk)

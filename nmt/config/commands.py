@@ -63,6 +63,8 @@ class TranslateConfig(Checked):
     input: str = "-"  # a text file, one sentence per line; "-" reads stdin
     output: str = "-"  # where translations go, one line per input line; "-" writes stdout
     prefix: str | None = None  # a file of target prefixes, one per input line ("" none): each translation starts so
+    constraints: str | None = None  # a file, a line per input line: target phrases it must hold, tab-separated
+    glossary: str | None = None  # a TSV file "source term<TAB>target term": where a term occurs, its target must
     max_input_len: int = 250  # source pieces kept per line; longer lines are truncated with a warning
     threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
     device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N

@@ -1,5 +1,5 @@
-"""What every search shares: the :class:`Hypothesis` it returns, the model's output columns
-(:class:`Columns`) and how finished rows leave the batch (:func:`drop_done`, ``COMPACT_AT``).
+"""What every search shares: the :class:`Hypothesis` it returns, the finished ones (:class:`Finished`), the
+model's output columns (:class:`Columns`) and how finished rows leave the batch (:func:`drop_done`, ``COMPACT_AT``).
 Letters: N rows, V' output columns.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -25,6 +25,12 @@ class Hypothesis:
     tokens: list[int]
     logprob: float = math.nan
     score: float = math.nan
+    missing: list[str] = field(default_factory=list)  # constrained search: the phrases it could not place
+
+
+def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
+    """GNMT length penalty (Wu et al. 2016, eq. 14): ((5 + length) / 6) ** alpha; alpha=0 disables it."""
+    return ((5 + length) / 6) ** alpha
 
 
 COMPACT_AT = 0.25  # the share of finished sentences at which they leave the batch (greedy and beam search)
@@ -116,3 +122,43 @@ class Steering:
                 if bans:
                     scores[row, torch.stack(bans)] = float("-inf")
         return scores
+
+
+@dataclass
+class Finished:
+    """Beam search's finished hypotheses: per sentence, up to K of them, and whether the sentence is done."""
+
+    beam: int
+    alpha: float
+    caps: list[int]
+    hyps: list[list[Hypothesis]]
+    done: list[bool]
+
+    def add(self, i: int, tokens: list[int], logprob: float, bonus: float = 0.0, missing: Sequence[str] = ()) -> None:
+        """A finished hypothesis of sentence i, scored with the length penalty (its length counts the EOS), plus
+        ``bonus`` (the coverage penalty); ``missing``: the constraints it lacks."""
+        lp = float(length_penalty(len(tokens) + 1, self.alpha))
+        self.hyps[i].append(Hypothesis(tokens, logprob, logprob / lp + bonus, list(missing)))
+
+    def take_eos(self, alive: list[int], top: Tensor, src_beam: Tensor, tok: Tensor, tokens: Tensor,
+                 bonus: Tensor | None) -> None:
+        """Set aside the EOS continuations ranked among the first K of each sentence's 2K candidates ``top``
+        (n, 2K), from beams ``src_beam`` (n, 2K) with tokens ``tok`` (n, 2K); ``tokens`` (n*K, t) so far and
+        ``bonus`` (n*K,) of each beam (or None)."""
+        eos = (tok[:, : self.beam] == EOS) & (top[:, : self.beam] > float("-inf"))
+        for pos, j in eos.nonzero().tolist():
+            i, row = alive[pos], pos * self.beam + int(src_beam[pos, j])
+            if not self.done[i]:
+                self.add(i, tokens[row].tolist(), float(top[pos, j]), 0.0 if bonus is None else float(bonus[row]))
+                self.done[i] = len(self.hyps[i]) >= self.beam
+
+    def take_capped(self, alive: list[int], t: int, cum: Tensor, tokens: Tensor, bonus: Tensor | None) -> None:
+        """Sentences at their length cap after step t end here: their live beams (``cum`` (n, K) log-probs,
+        ``tokens`` (n*K, t+1), ``bonus`` (n*K,) or None) are finished without EOS."""
+        for pos, i in enumerate(alive):
+            if not self.done[i] and t + 1 >= max(self.caps[i], 1):
+                for j, logprob in enumerate(cum[pos].tolist()):
+                    if logprob > float("-inf"):
+                        row = pos * self.beam + j
+                        self.add(i, tokens[row].tolist(), logprob, 0.0 if bonus is None else float(bonus[row]))
+                self.done[i] = True

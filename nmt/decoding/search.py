@@ -21,8 +21,10 @@ from nmt.choices import DecodeMethod
 from nmt.config import DecodeConfig
 from nmt.data.batching import collate, token_batches
 from nmt.data.tokenizer import BOS, EOS, PAD
-from nmt.decoding.rows import COMPACT_AT, Columns, Hypothesis, Steering, drop_done
+from nmt.decoding.constrained import constrained_beam_search
+from nmt.decoding.rows import COMPACT_AT, Columns, Finished, Hypothesis, Steering, drop_done
 from nmt.decoding.sampling import sample
+from nmt.decoding.terms import Term
 from nmt.errors import NMTError
 from nmt.model.contract import Decodable
 
@@ -30,11 +32,6 @@ from nmt.model.contract import Decodable
 def max_lengths(src_len: Tensor, ratio: float, extra: int = 10) -> Tensor:
     """(B,) output length caps: ``ratio * source length + extra``."""
     return (src_len.float() * ratio).long() + extra
-
-
-def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
-    """GNMT length penalty (Wu et al. 2016, eq. 14): ((5 + length) / 6) ** alpha; alpha=0 disables it."""
-    return ((5 + length) / 6) ** alpha
 
 
 @torch.no_grad()
@@ -83,46 +80,6 @@ def greedy(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor, min_
 
 
 @dataclass
-class _Finished:
-    """Beam search's finished hypotheses: per sentence, up to K of them, and whether the sentence is done."""
-
-    beam: int
-    alpha: float
-    caps: list[int]
-    hyps: list[list[Hypothesis]]
-    done: list[bool]
-
-    def add(self, i: int, tokens: list[int], logprob: float, bonus: float = 0.0) -> None:
-        """A finished hypothesis of sentence i, scored with the length penalty (its length counts the EOS), plus
-        ``bonus`` (the coverage penalty)."""
-        lp = float(length_penalty(len(tokens) + 1, self.alpha))
-        self.hyps[i].append(Hypothesis(tokens, logprob, logprob / lp + bonus))
-
-    def take_eos(self, alive: list[int], top: Tensor, src_beam: Tensor, tok: Tensor, tokens: Tensor,
-                 bonus: Tensor | None) -> None:
-        """Set aside the EOS continuations ranked among the first K of each sentence's 2K candidates ``top``
-        (n, 2K), from beams ``src_beam`` (n, 2K) with tokens ``tok`` (n, 2K); ``tokens`` (n*K, t) so far and
-        ``bonus`` (n*K,) of each beam (or None)."""
-        eos = (tok[:, : self.beam] == EOS) & (top[:, : self.beam] > float("-inf"))
-        for pos, j in eos.nonzero().tolist():
-            i, row = alive[pos], pos * self.beam + int(src_beam[pos, j])
-            if not self.done[i]:
-                self.add(i, tokens[row].tolist(), float(top[pos, j]), 0.0 if bonus is None else float(bonus[row]))
-                self.done[i] = len(self.hyps[i]) >= self.beam
-
-    def take_capped(self, alive: list[int], t: int, cum: Tensor, tokens: Tensor, bonus: Tensor | None) -> None:
-        """Sentences at their length cap after step t end here: their live beams (``cum`` (n, K) log-probs,
-        ``tokens`` (n*K, t+1), ``bonus`` (n*K,) or None) are finished without EOS."""
-        for pos, i in enumerate(alive):
-            if not self.done[i] and t + 1 >= max(self.caps[i], 1):
-                for j, logprob in enumerate(cum[pos].tolist()):
-                    if logprob > float("-inf"):
-                        row = pos * self.beam + j
-                        self.add(i, tokens[row].tolist(), logprob, 0.0 if bonus is None else float(bonus[row]))
-                self.done[i] = True
-
-
-@dataclass
 class _Coverage:
     """The coverage penalty of Wu et al. (2016, eq. 14): beta * sum_j log(min(sum_i alpha_ij, 1)) over a
     hypothesis' real source pieces j, added to its score when it finishes. None without attention or beta."""
@@ -162,7 +119,7 @@ def beam_search(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor,
     """
     b, k, dev = src.shape[0], beam, src.device
     state = model.reorder(model.encode(src, src_len), torch.arange(b, device=dev).repeat_interleave(k))
-    fin, cols = _Finished(k, alpha, max_len.tolist(), [[] for _ in range(b)], [False] * b), Columns(model)
+    fin, cols = Finished(k, alpha, max_len.tolist(), [[] for _ in range(b)], [False] * b), Columns(model)
     steer, cover = Steering(cols, min_len, prefixes, no_repeat_ngram, dev), _Coverage(coverage, src != PAD, k)
     alive = list(range(b))  # the sentences in the batch, in state order (n of them; some may be done)
     cum = torch.full((b, k), float("-inf"), device=dev)  # (n, K) log-probabilities of the live beams
@@ -199,9 +156,13 @@ def beam_search(model: Decodable, src: Tensor, src_len: Tensor, max_len: Tensor,
 
 
 def search(model: Decodable, src_ids: list[list[int]], dc: DecodeConfig,
-           prefixes: Sequence[Sequence[int]] | None = None) -> list[list[Hypothesis]]:
+           prefixes: Sequence[Sequence[int]] | None = None,
+           terms: Sequence[Sequence[Term]] | None = None, glue: Sequence[int] = ()) -> list[list[Hypothesis]]:
     """Decode one batch of non-empty source id lists as ``dc`` says: per source, its hypotheses, best first
-    (greedy: one; beam: ``dc.n_best``), each starting with its prefix (target piece ids) when given."""
+    (greedy: one; beam: ``dc.n_best``), each starting with its prefix (target piece ids) when given, or holding
+    its ``terms`` (nmt.decoding.constrained; sources without any are searched as if none had them)."""
+    if terms is not None and any(terms):
+        return _constrained(model, src_ids, dc, prefixes, terms, glue)
     batch = collate(src_ids, [[] for _ in src_ids], range(len(src_ids))).to(model.device)
     caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
     if prefixes and any(prefixes):  # room for the whole prefix and a piece after it
@@ -220,12 +181,40 @@ def search(model: Decodable, src_ids: list[list[int]], dc: DecodeConfig,
     return [[h] for h in greedy(model, batch.src, batch.src_len, caps, dc.min_len, prefixes, dc.no_repeat_ngram)]
 
 
+def _constrained(model: Decodable, src_ids: list[list[int]], dc: DecodeConfig,
+                 prefixes: Sequence[Sequence[int]] | None, terms: Sequence[Sequence[Term]],
+                 glue: Sequence[int]) -> list[list[Hypothesis]]:
+    """Sources with terms by constrained beam search, the others by plain search, each in its own batch."""
+    if dc.method != DecodeMethod.beam:
+        raise NMTError("constraints and glossaries need beam search (decode=beam5), not decode="
+                       f"{dc.method.value}")
+    if prefixes and any(prefixes) or dc.coverage:
+        raise NMTError("constraints and glossaries do not combine with a target prefix or decode.coverage")
+    out: list[list[Hypothesis]] = [[] for _ in src_ids]
+    free = [i for i, ts in enumerate(terms) if not ts]
+    if free:
+        for i, hyps in zip(free, search(model, [src_ids[i] for i in free], dc), strict=True):
+            out[i] = hyps
+    held = [i for i, ts in enumerate(terms) if ts]
+    batch = collate([src_ids[i] for i in held], [[] for _ in held], range(len(held))).to(model.device)
+    caps = max_lengths(batch.src_len, dc.max_len_ratio, dc.max_len_extra)
+    need = torch.tensor([sum(len(t.pieces) * t.times for t in terms[i]) + 1 for i in held], device=caps.device)
+    hyps = constrained_beam_search(model, batch.src, batch.src_len, torch.maximum(caps, need),
+                                   [terms[i] for i in held], beam=dc.beam, alpha=dc.alpha, n_best=dc.n_best,
+                                   min_len=dc.min_len, no_repeat_ngram=dc.no_repeat_ngram, glue=glue)
+    for i, h in zip(held, hyps, strict=True):
+        out[i] = h
+    return out
+
+
 @torch.no_grad()
 def decode_all(model: Decodable, ids: Sequence[Sequence[int]], dc: DecodeConfig,
                on_batch: Callable[[int, int], None] | None = None,
-               prefixes: Sequence[Sequence[int]] | None = None) -> list[list[Hypothesis]]:
+               prefixes: Sequence[Sequence[int]] | None = None,
+               terms: Sequence[Sequence[Term]] | None = None, glue: Sequence[int] = ()) -> list[list[Hypothesis]]:
     """Hypotheses (best first) for each source id list, in input order; an empty source gets none. ``prefixes``:
-    one forced output start (target piece ids, maybe empty) per source.
+    one forced output start (target piece ids, maybe empty) per source; ``terms``: the phrases each output must
+    hold (nmt.decoding.terms.Term; constrained beam search), ``glue`` the pieces that may not follow one.
 
     Sources are sorted by length and batched by ``dc.batch_tokens``, divided by the rows each source takes (the
     beam, or the samples); ``on_batch(sentences, source_pieces)`` is called after each batch (a progress bar).
@@ -238,7 +227,9 @@ def decode_all(model: Decodable, ids: Sequence[Sequence[int]], dc: DecodeConfig,
     for group in token_batches(lens, lens, budget, shuffle=False):
         rows = [todo[j] for j in group]
         starts = [list(prefixes[i]) for i in rows] if prefixes else None
-        for i, hyps in zip(rows, search(model, [list(ids[i]) for i in rows], dc, starts), strict=True):
+        held = [terms[i] for i in rows] if terms else None
+        for i, hyps in zip(rows, search(model, [list(ids[i]) for i in rows], dc, starts, held, glue),
+                            strict=True):
             out[i] = hyps
         if on_batch:
             on_batch(len(rows), sum(lens[j] for j in group))

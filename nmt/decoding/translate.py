@@ -20,7 +20,9 @@ from nmt.decoding import alignment
 from nmt.decoding.device import inference_device
 from nmt.decoding.ensemble import Ensemble, restrict_members
 from nmt.decoding.quantize import quantize as quantize_model
-from nmt.decoding.search import decode_all, decode_best
+from nmt.decoding.rows import Hypothesis
+from nmt.decoding.search import decode_all
+from nmt.decoding.terms import Term, encode_terms, word_glue
 from nmt.errors import NMTError
 from nmt.model.base import TranslationModel
 
@@ -87,12 +89,17 @@ class Translator:
 
     def translate(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
                   first_line: int = 1, on_batch: Callable[[int, int], None] | None = None,
-                  prefixes: Sequence[str] | None = None) -> list[str]:
+                  prefixes: Sequence[str] | None = None, terms: Sequence[Sequence[str]] | None = None) -> list[str]:
         """One translation per input line, in input order; empty lines give empty lines. ``on_batch``: see
         nmt.decoding.search.decode_all. ``prefixes``: per line, the text its translation must start with ("":
-        none), e.g. what a translator has typed; the model continues it."""
+        none), e.g. what a translator has typed; the model continues it. ``terms``: per line, target phrases its
+        translation must hold (constraints, a glossary's terms: nmt.decoding.terms.sentence_terms); a phrase the
+        beam could not place is named in a warning."""
         ids = self.encode(lines, max_input_len, first_line)
-        hyps = decode_best(self.model, ids, dc, on_batch, self.encode_prefixes(prefixes, len(lines)))
+        found = decode_all(self.model, ids, dc, on_batch, self.encode_prefixes(prefixes, len(lines)),
+                           self.encode_terms(terms, len(lines)), self.glue)
+        self.warn_missing(found, first_line)
+        hyps = [h[0].tokens if h else [] for h in found]
         texts = [text if x else "" for x, text in zip(ids, self.tokenizer.decode_tgt(hyps), strict=True)]
         if dc.alignment == Alignment.none:
             return texts
@@ -121,6 +128,30 @@ class Translator:
             raise NMTError(f"{len(prefixes)} prefixes for {n} sentences: give one per sentence (empty for none)")
         return self.tokenizer.encode_tgt([p.strip() for p in prefixes])
 
+    def encode_terms(self, terms: Sequence[Sequence[str]] | None, n: int) -> list[list[Term]] | None:
+        """Each line's phrases as target pieces (nmt.decoding.terms.Term); None without any."""
+        if terms is None:
+            return None
+        if len(terms) != n:
+            raise NMTError(f"{len(terms)} constraint lists for {n} sentences: give one per sentence (empty: none)")
+        return encode_terms(terms, self.tokenizer.encode_tgt)
+
+    @property
+    def glue(self) -> list[int]:
+        """The target pieces that continue a word (nmt.decoding.terms.word_glue)."""
+        if not hasattr(self, "_glue"):
+            sp = self.tokenizer.tgt
+            self._glue = word_glue([sp.id_to_piece(i) for i in range(sp.get_piece_size())])
+        return self._glue
+
+    @staticmethod
+    def warn_missing(found: Sequence[Sequence[Hypothesis]], first_line: int) -> None:
+        """A warning for each line whose best translation lacks a phrase it was given."""
+        for offset, hyps in enumerate(found):
+            if hyps and hyps[0].missing:
+                log.warning("line %d: could not place %s", first_line + offset,
+                            ", ".join(repr(m) for m in hyps[0].missing))
+
     def check_alignment(self, mode: Alignment) -> None:
         """Refuse ``decode.alignment`` for a model without attention, in one line (before anything is written)."""
         if mode != Alignment.none and not self.model.attends:
@@ -133,14 +164,16 @@ class Translator:
 
     def nbest(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
               first_line: int = 1, on_batch: Callable[[int, int], None] | None = None,
-              prefixes: Sequence[str] | None = None) -> list[str]:
+              prefixes: Sequence[str] | None = None, terms: Sequence[Sequence[str]] | None = None) -> list[str]:
         """Moses-format n-best lines ``id ||| translation ||| logprob= L ||| score``, ``dc.n_best`` per non-empty
         input line, best first (id: the 0-based input line; L: log p(translation + EOS | source); score: L over
         the length penalty, which ranks them). ``nmt score nbest=... rerank=true`` reads them back."""
         out = []
         ids = self.encode(lines, max_input_len, first_line)
-        for offset, hyps in enumerate(decode_all(self.model, ids, dc, on_batch,
-                                                 self.encode_prefixes(prefixes, len(lines)))):
+        found = decode_all(self.model, ids, dc, on_batch, self.encode_prefixes(prefixes, len(lines)),
+                           self.encode_terms(terms, len(lines)), self.glue)
+        self.warn_missing(found, first_line)
+        for offset, hyps in enumerate(found):
             texts = self.tokenizer.decode_tgt([h.tokens for h in hyps]) if hyps else []
             out += [f"{first_line - 1 + offset} ||| {t} ||| logprob= {h.logprob:.4f} ||| {h.score:.4f}"
                     for t, h in zip(texts, hyps, strict=True)]
