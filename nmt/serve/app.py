@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nmt.choices import Alignment
+from nmt.decoding.terms import Glossary, sentence_terms
 from nmt.evaluation.score import score_pairs
 from nmt.serve import libre, schemas
 from nmt.serve.analysis import analyze, json_number
@@ -170,6 +171,18 @@ def detect(text: str, models: list[ServedModel]) -> list[dict]:
             for lang, f in sorted(fit.items(), key=lambda kv: -kv[1])]
 
 
+def _terms(req: schemas.LibreRequest, lines: list[str]) -> list[list[str]] | None:
+    """The phrases each line's translation must hold (``constraints``, ``glossary``; beam search), or None."""
+    given = req.constraints
+    if given is not None and isinstance(req.q, str) and given and all(isinstance(c, str) for c in given):
+        given = [given]  # one sentence: its list of phrases
+    if given is not None and (len(given) != len(lines) or not all(isinstance(c, list) for c in given)):
+        raise HTTPException(422, f"constraints: give a list of phrases for each of the {len(lines)} sentences")
+    if req.prefix is not None and (given or req.glossary):
+        raise HTTPException(400, "constraints and glossary do not combine with prefix")
+    return sentence_terms(lines, given, Glossary(req.glossary) if req.glossary else None)
+
+
 async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: ServeConfig,
                  charge: Callable[[int], None]) -> dict:
     """One LibreTranslate request, checked, charged (``charge(characters)``) and translated."""
@@ -179,6 +192,7 @@ async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: Serve
         raise HTTPException(400, f"format={req.format} is not supported: nmt translates plain text (format=text)")
     if prefixes is not None and len(prefixes) != len(lines):
         raise HTTPException(422, f"prefix: {len(prefixes)} prefixes for {len(lines)} sentences (one per q)")
+    terms = _terms(req, lines)
     _check(lines, sc, req.alternatives + 1)
     pair = [m for m in models if m.tgt_lang == req.target and req.source in ("auto", m.src_lang)]
     if not pair:
@@ -189,8 +203,8 @@ async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: Serve
     if mode != Alignment.none and not model.translator.model.attends:
         raise HTTPException(400, f"alignment needs a model with attention; {model.name} has none")
     charge(sum(map(len, lines)))
-    hyps = await model.translate(lines, search_config(sc.decode, None, None, req.alternatives + 1),
-                                 sc.max_input_len, prefixes)
+    hyps = await model.translate(lines, search_config(sc.decode, "beam" if terms else None, None,
+                                                      req.alternatives + 1), sc.max_input_len, prefixes, terms)
     texts = [model.texts(h) if h else [""] for h in hyps]
     one = not isinstance(req.q, list)
     out: dict = {"translatedText": texts[0][0] if one else [t[0] for t in texts]}

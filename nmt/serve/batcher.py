@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from nmt.choices import DecodeMethod
 from nmt.config import DecodeConfig
 from nmt.decoding.search import Hypothesis, decode_all
+from nmt.decoding.terms import Term
 from nmt.decoding.translate import Translator
 from nmt.runtime.threads import FixedThreads, Threads
 
@@ -38,6 +39,7 @@ class _Job:
     done: asyncio.Future
     prefixes: list[list[int]] | None  # a forced start (target piece ids) per sentence
     arrived: float  # the event loop's clock when it was submitted
+    terms: list[list[Term]] | None = None  # the phrases each sentence's translation must hold
 
     @property
     def cost(self) -> int:
@@ -63,11 +65,12 @@ class Batcher:
     # when the latest search ended (the event loop's clock), and how many jobs it answered
     _last: tuple[float, int] = field(default=(float("-inf"), 0), init=False, repr=False)
 
-    async def submit(self, ids: list[list[int]], dc: DecodeConfig, prefixes: list[list[int]] | None = None
-                     ) -> list[list[Hypothesis]]:
-        """The hypotheses of each source id list, best first, once its batch has been searched."""
+    async def submit(self, ids: list[list[int]], dc: DecodeConfig, prefixes: list[list[int]] | None = None,
+                     terms: list[list[Term]] | None = None) -> list[list[Hypothesis]]:
+        """The hypotheses of each source id list, best first, once its batch has been searched; ``terms``: the
+        phrases each must hold (nmt.decoding.constrained)."""
         loop = asyncio.get_running_loop()
-        job = _Job(ids, dc, loop.create_future(), prefixes, loop.time())
+        job = _Job(ids, dc, loop.create_future(), prefixes, loop.time(), terms)
         self.waiting.append(job)
         self._arrival.set()
         return await job.done
@@ -133,17 +136,19 @@ class Batcher:
             self._last = (loop.time(), len(jobs))
             free.release()
 
-    def _decode(self, ids: list[list[int]], dc: DecodeConfig, prefixes: list[list[int]] | None
-                ) -> list[list[Hypothesis]]:
+    def _decode(self, ids: list[list[int]], dc: DecodeConfig, prefixes: list[list[int]] | None,
+                terms: list[list[Term]] | None = None) -> list[list[Hypothesis]]:
         with self.threads.timed(sum(map(len, ids))):
-            return decode_all(self.translator.model, ids, dc, prefixes=prefixes)
+            return decode_all(self.translator.model, ids, dc, prefixes=prefixes, terms=terms,
+                              glue=self.translator.glue if terms else ())
 
     async def _search(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job]) -> None:
         ids = [x for job in jobs for x in job.ids]
         prefixes = [p for job in jobs for p in (job.prefixes or [[]] * len(job.ids))]
+        terms = [ts for job in jobs for ts in (job.terms or [[]] * len(job.ids))]
         try:
             hyps = await loop.run_in_executor(self.executor, self._decode, ids, jobs[0].dc,
-                                              prefixes if any(prefixes) else None)
+                                              prefixes if any(prefixes) else None, terms if any(terms) else None)
         except Exception as err:  # a failure answers its requests with an error; the server goes on
             for job in jobs:
                 if not job.done.done():

@@ -52,12 +52,14 @@ class ServedModel:
                 "arch": archs[0] if len(archs) == 1 else archs, "checkpoint": self.path, "step": self.translator.step}
 
     async def translate(self, lines: list[str], dc: DecodeConfig, max_input_len: int,
-                        prefixes: list[str] | None = None) -> list[list[Hypothesis]]:
+                        prefixes: list[str] | None = None, terms: list[list[str]] | None = None
+                        ) -> list[list[Hypothesis]]:
         """Hypotheses for each line (none for an empty one), through the batcher; ``prefixes``: the text each
-        translation must start with ("" none)."""
+        translation must start with ("" none); ``terms``: the phrases each must hold."""
         ids = self.translator.encode([clean(x) for x in lines], max_input_len)
         starts = self.translator.encode_prefixes([clean(p) for p in prefixes], len(lines)) if prefixes else None
-        return await self.batcher.submit(ids, dc, starts)
+        held = self.translator.encode_terms([[clean(t) for t in ts] for ts in terms], len(lines)) if terms else None
+        return await self.batcher.submit(ids, dc, starts, held)
 
     async def alignments(self, lines: list[str], hyps: list[list[Hypothesis]], mode: Alignment,
                          max_input_len: int) -> list[str]:

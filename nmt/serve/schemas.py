@@ -24,6 +24,8 @@ class LibreRequest(BaseModel):
     # nmt's extensions
     prefix: str | list[str] | None = None  # the start each translation must take (one per q; "" none)
     alignment: Literal["none", "hard", "soft"] = "none"  # word alignments from attention (attention models)
+    constraints: list[str] | list[list[str]] | None = None  # target phrases each translation must hold (per q)
+    glossary: dict[str, str] | None = None  # source term -> target term, wherever the source term occurs
 
 
 class LibreResponse(BaseModel):

@@ -160,6 +160,22 @@ def test_libretranslate_requests_as_forms_and_query_strings_and_nmt_fields(run: 
         assert c.post("/translate", data={"target": "yy"}).status_code == 422  # q missing: as in JSON
 
 
+def test_constraints_and_a_glossary_in_translate_requests(run: Path) -> None:
+    offline = Translator.open(str(run))
+    want = offline.translate(["ka lo mi", "ne ru"], DecodeConfig(method="beam", beam=5),
+                             terms=[["stone river"], ["river"]])
+    assert "stone river" in want[0] and "river" in want[1].split()
+    with client(run) as c:
+        many = c.post("/translate", json={"q": ["ka lo mi", "ne ru"], "target": "yy",
+                                          "constraints": [["stone river"], []], "glossary": {"ru": "river"}}).json()
+        one = c.post("/translate", json={"q": "ka lo mi", "target": "yy", "constraints": ["stone river"]}).json()
+        wrong = c.post("/translate", json={"q": ["ka", "lo"], "target": "yy", "constraints": [["stone"]]})
+        mixed = c.post("/translate", json={"q": "ka", "target": "yy", "constraints": ["stone"], "prefix": "x"})
+    assert many["translatedText"] == want and one["translatedText"] == want[0]
+    assert wrong.status_code == 422 and "constraints" in wrong.json()["error"]
+    assert mixed.status_code == 400 and "prefix" in mixed.json()["error"]
+
+
 def test_detect_names_the_served_source_language(run: Path) -> None:
     with client(run) as c:
         assert c.post("/detect", json={"q": "ka lo mi"}).json() == [{"language": "xx", "confidence": 100.0}]
