@@ -13,10 +13,8 @@ import os
 import platform
 import shutil
 import sys
-from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra import compose, initialize_config_dir
@@ -28,101 +26,12 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from nmt.cli.args import prepare_argv
 from nmt.cli.help import verb_help
-from nmt.config import AverageConfig, BenchConfig, Config, EvaluateConfig, PlotConfig, ScoreConfig, TranslateConfig
+from nmt.cli.verbs import COMMANDS, USAGE
+from nmt.config import Config
 from nmt.errors import NMTError
 from nmt.resources import conf_dir
-from nmt.serve.config import ServeConfig
 
 CONF_DIR = str(conf_dir())
-
-USAGE = """usage: nmt COMMAND [ARGS]
-
-GRU RNN Encoder-Decoder (Cho et al. 2014) and RNNsearch (Bahdanau et al. 2015) for machine translation.
-
-commands:
-  train      train a model (Hydra overrides, e.g. `nmt train data=multi30k train.max_minutes=60`);
-             `nmt train --help` lists the config groups and every key with its value
-  translate  translate text with a trained model
-             (`nmt translate checkpoint=runs/bible-es-en-small input=in.es output=out.en decode=beam5`)
-  evaluate   translate test sets and report BLEU, chrF and TER with sacrebleu
-             (`nmt evaluate checkpoint=runs/bible-es-en-small splits=[dev,test] decode=beam5`)
-  score      log p(y|x) of sentence pairs (total and per piece), or score a Moses n-best list or phrase table
-             (`nmt score checkpoint=runs/x src=a.es tgt=a.en`, `nmt score checkpoint=runs/x src=a.es nbest=nb.txt`)
-  average    average the parameters of a run's last k step checkpoints (`nmt average run=runs/x k=5`)
-  plot       draw a PNG of a trained run: attention, gates, curves or representations
-             (`nmt plot attention run=runs/x sentence="Ein Hund läuft."`, `nmt plot curves run=runs/x`)
-  bench      measure training and decoding speed, useful FLOP/s and memory (`make bench`)
-  serve      translate over HTTP: LibreTranslate and OpenNMT APIs, a page with attention and gates
-             (`nmt serve checkpoint=runs/bible-es-en-small`, then open http://127.0.0.1:8000/)
-  help       show this message
-
-Run `nmt COMMAND --help` for the options of a command: its config groups and every key with its comment.
-Values are KEY=VALUE (any file name works); short flags: -c CHECKPOINT, -i INPUT, -o OUTPUT, -r RUN.
-`nmt --version` prints the version; `eval "$(nmt --shell-completion install=bash)"` completes commands and keys.
-"""
-
-
-def run_train(cfg: Config) -> None:
-    from nmt.training.train import train
-
-    train(cfg)
-
-
-def run_translate(cfg: TranslateConfig) -> None:
-    from nmt.cli.translate import run_translate
-
-    run_translate(cfg)
-
-
-def run_evaluate(cfg: EvaluateConfig) -> None:
-    from nmt.evaluation.evaluate import evaluate
-
-    evaluate(cfg)
-
-
-def run_score(cfg: ScoreConfig) -> None:
-    from nmt.evaluation import phrase_table, score
-
-    (phrase_table.run_phrase_table if cfg.phrase_table else score.run_score)(cfg)
-
-
-def run_average(cfg: AverageConfig) -> None:
-    from nmt.training.average import run_average
-
-    run_average(cfg)
-
-
-def run_plot(cfg: PlotConfig) -> None:
-    from nmt.plot.run import run_plot
-
-    run_plot(cfg)
-
-
-def run_serve(cfg: ServeConfig) -> None:
-    from nmt.serve.run import serve
-
-    serve(cfg)
-
-
-def run_bench(cfg: BenchConfig) -> None:
-    from nmt.bench.run import bench
-
-    bench(cfg)
-
-
-# command -> (schema of its composed config, the verb run with the typed config; imported when called, so that
-# `nmt translate` does not load the training stack)
-COMMANDS: dict[str, tuple[type, Callable[[Any], None]]] = {
-    "train": (Config, run_train),
-    "translate": (TranslateConfig, run_translate),
-    "evaluate": (EvaluateConfig, run_evaluate),
-    "score": (ScoreConfig, run_score),
-    "average": (AverageConfig, run_average),
-    "plot": (PlotConfig, run_plot),
-    "bench": (BenchConfig, run_bench),
-    "serve": (ServeConfig, run_serve),
-}
-
 
 def register_configs() -> None:
     """Typed schemas for the composed configs, so Hydra rejects unknown keys at composition time."""
