@@ -5,7 +5,7 @@ ARGS ?=
 STAMP := .make/installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install train train-ddp gpu-check translate evaluate train-multi30k plots bench bench-phrases bench-peers serve bench-serve test test-full lint data clean
+.PHONY: help install train train-ddp sweep gpu-check translate evaluate train-multi30k plots bench bench-phrases bench-peers serve bench-serve test test-full lint data clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -28,6 +28,11 @@ train: $(STAMP) ## install if needed, train on the embedded Spanish-English corp
 NPROC ?= 2
 train-ddp: $(STAMP) ## data-parallel training on NPROC processes of this machine (torchrun; one GPU each, else CPU)
 	torchrun --standalone --nproc_per_node=$(NPROC) -m nmt train $(ARGS)
+
+TRIALS ?= 20
+TRIAL_MINUTES ?= 10
+sweep: $(STAMP) ## Optuna search of lr, dropout, ... for the best dev BLEU (conf/sweep/optuna.yaml; TRIALS=20 x TRIAL_MINUTES=10)
+	nmt train --multirun sweep=optuna hydra.sweeper.n_trials=$(TRIALS) train.max_minutes=$(TRIAL_MINUTES) $(ARGS)
 
 gpu-check: $(STAMP) ## on a GPU machine: Multi30k updates and test decoding on GPU and CPU, speeds, curves compared (~4 min)
 	$(PYTHON) -m nmt.bench.gpu_check $(ARGS)

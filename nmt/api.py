@@ -19,6 +19,7 @@ import torch
 from nmt.choices import Alignment
 from nmt.config import Config, DecodeConfig
 from nmt.decoding.translate import Translator
+from nmt.errors import NMTError
 from nmt.runtime.process import Runtime
 
 __all__ = ["Aligned", "Model", "Runtime", "TrainResult", "Translation", "compose", "load", "train"]
@@ -129,6 +130,8 @@ class Model:
         mean update and reset gates at each source piece (GRU models, else None), as plain values."""
         from nmt.serve.analysis import analyze
 
+        if not self.translator.members:
+            raise NMTError("analyze reads the model's gates and attention: it needs backend=torch and the checkpoint")
         return analyze(self.translator, sentence, decode_config(**decode), max_input_len)
 
 
@@ -143,12 +146,14 @@ def decode_config(**decode: Any) -> DecodeConfig:
     return DecodeConfig(**decode)
 
 
-def load(checkpoint: str | Path | Sequence[str | Path], *, device: str = "auto", quantize: str = "none") -> Model:
+def load(checkpoint: str | Path | Sequence[str | Path], *, device: str = "auto", quantize: str = "none",
+         backend: str = "torch") -> Model:
     """A checkpoint file, a run directory (its best.pt), or a list of them (an ensemble, which must share one
     tokenizer), on ``device`` (``auto``: a visible GPU, else the CPU; ``cpu``; ``cuda[:N]``); ``quantize="int8"``
-    stores the linear and recurrent weights as int8 (CPU)."""
+    stores the linear and recurrent weights as int8 (CPU). ``backend="onnxruntime"``: ``checkpoint`` is an
+    ``nmt export`` directory, decoded in onnxruntime (translate; not score, align or analyze)."""
     return Model(Translator.open(checkpoint if isinstance(checkpoint, str | Path) else list(checkpoint),
-                                 quantize, device))
+                                 quantize, device, backend))
 
 
 def compose(*overrides: str) -> Config:

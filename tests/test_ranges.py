@@ -18,6 +18,7 @@ from nmt.config import (
     DataConfig,
     DecodeConfig,
     EvaluateConfig,
+    ExportConfig,
     ModelConfig,
     PlotConfig,
     ScoreConfig,
@@ -28,7 +29,7 @@ from nmt.errors import ConfigValueError
 from nmt.serve.config import ServeConfig
 
 CONFIGS = [DataConfig, ModelConfig, TrainConfig, DecodeConfig, TranslateConfig, EvaluateConfig, ScoreConfig,
-           AverageConfig, PlotConfig, BenchConfig, ServeConfig]
+           AverageConfig, PlotConfig, BenchConfig, ServeConfig, ExportConfig]
 
 # command line -> the start of the one line after "nmt COMMAND: error: "
 BAD = {
@@ -55,6 +56,7 @@ BAD = {
     "average": (["average", "run=x", "k=0"], "k=0 is out of range: must be >= 1"),
     "plot": (["plot", "curves", "run=x", "units=0"], "units=0 is out of range: must be >= 1"),
     "bench": (["bench", "measure=0"], "measure=0 is out of range: must be >= 1"),
+    "export": (["export", "checkpoint=x", "output=y", "opset=9"], "opset=9 is out of range: must be in [14, 20]"),
 }
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -24,6 +25,7 @@ from hydra.errors import CompactHydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from nmt.cli import sweep
 from nmt.cli.args import prepare_argv
 from nmt.cli.help import verb_help
 from nmt.cli.verbs import COMMANDS, USAGE
@@ -53,15 +55,19 @@ def make_task(command: str, new_dir: Path | None = None):
     schema, verb = COMMANDS[command]
 
     def refuse(message: str) -> None:
+        if sweep.in_multirun():  # the sweeper reports it (and Optuna may go on: hydra.sweeper.max_failure_rate)
+            raise sweep.JobRefused(message)
         print(f"nmt {command}: error: {message}", file=sys.stderr)
         if new_dir is not None and new_dir.is_dir() and all(p.is_dir() or p.suffix == ".log"
                                                             for p in new_dir.rglob("*")):
             shutil.rmtree(new_dir, ignore_errors=True)
         sys.exit(2)
 
-    def task(cfg: DictConfig) -> None:
+    def task(cfg: DictConfig) -> float | None:  # train returns its best dev score, which a sweeper optimises
         try:
-            verb(to_config(cfg, schema))
+            if command == "train":
+                sweep.torchrun_env_from_submitit()  # a submitit job of several tasks trains data-parallel
+            return verb(to_config(cfg, schema))
         except MissingMandatoryValue as err:
             refuse(missing_line(err))
         except NMTError as err:
@@ -101,17 +107,24 @@ def check_overrides(command: str, argv: list[str]) -> DictConfig | None:
     """Compose the config and build its typed config before Hydra runs, so that an unknown key or option, a value
     of the wrong type, missing or out of its range is a one-line NMTError (exit status 2), not Hydra's report
     (exit status 1) or a failure inside the task, and nothing (not even an empty run folder) is created. With
-    --multirun, each sweep is checked with its first value; other flags (--help, --cfg, ...) are left to Hydra."""
+    --multirun, each sweep (and the sweeper's search space) is checked with its first value, and a sweeper's
+    direction (nmt.cli.sweep); other flags (--help, --cfg, ...) are left to Hydra."""
     overrides = [a for a in argv if a not in HYDRA_FLAGS_TO_CHECK]
     if any(arg.startswith("-") for arg in overrides):
         return None
-    if len(overrides) < len(argv):
+    multirun = len(overrides) < len(argv)
+    if multirun:
         overrides = [_first_of_sweep(o) for o in overrides]
     register_configs()
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             composed = compose(command, overrides=overrides, return_hydra_config=True)
-        OmegaConf.to_object(without_hydra(composed))  # its checks (ranges, choices) refuse a value now
+            params = sweep.first_of_params(composed) if multirun else []  # an Optuna search space (nmt.cli.sweep)
+            checked = compose(command, [*params, *overrides], return_hydra_config=True) if params else composed
+        OmegaConf.to_object(without_hydra(checked))  # its checks (ranges, choices) refuse a value now
+        sweep.check_plugins(composed, multirun)
+        if multirun:
+            sweep.check_job_dir(checked)
     except MissingMandatoryValue as err:
         raise NMTError(missing_line(err)) from None
     except (CompactHydraException, OmegaConfBaseException) as err:
@@ -136,10 +149,7 @@ def _first_of_sweep(override: str) -> str:
         parsed = OverridesParser.create().parse_override(override)
     except (CompactHydraException, OmegaConfBaseException):
         return override  # composing reports it
-    if not parsed.is_sweep_override():
-        return override
-    first = next(iter(parsed.sweep_string_iterator()))
-    return f"{parsed.get_key_element()}={first}"
+    return sweep.first_value(parsed) if parsed.is_sweep_override() else override
 
 
 def _first_missing(composed: DictConfig | None, argv: list[str]) -> Path | None:
@@ -157,7 +167,9 @@ def run_hydra(task, config_name: str, argv: list[str], argv0: str | None = None)
     register_configs()
     app = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(task)
     sys.argv = [argv0 or f"nmt {config_name}", *argv]
-    app()
+    multirun = any(a in HYDRA_FLAGS_TO_CHECK for a in argv)
+    with sweep.refusals_as_errors() if multirun else contextlib.nullcontext():  # a refused job: one line
+        app()
 
 
 def shell_completion(argv: list[str]) -> None:
@@ -179,6 +191,7 @@ def shell_completion(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna imports it, which logs each of its plugins
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return

@@ -105,7 +105,7 @@ def run_translate(tc: TranslateConfig) -> None:
                                  "constraints": tc.constraints, "glossary": tc.glossary})
     glossary = None if tc.glossary is None else Glossary.read(tc.glossary)
     threads = Runtime.install(tc.threads, tune_memory=False, signals=False).threads
-    translator = Translator.open(tc.checkpoint, tc.quantize, tc.device)
+    translator = Translator.open(tc.checkpoint, tc.quantize, tc.device, tc.backend)
     translator.check_alignment(tc.decode.alignment)
     if tc.input == "-" and sys.stdin.isatty() and tc.prefix is None and tc.constraints is None:
         _interactive(translator, tc, glossary)

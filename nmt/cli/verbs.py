@@ -4,10 +4,20 @@ not load the training stack."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
-from nmt.config import AverageConfig, BenchConfig, Config, EvaluateConfig, PlotConfig, ScoreConfig, TranslateConfig
+from nmt.config import (
+    AverageConfig,
+    BenchConfig,
+    Config,
+    EvaluateConfig,
+    ExportConfig,
+    PlotConfig,
+    ScoreConfig,
+    TranslateConfig,
+)
 from nmt.serve.config import ServeConfig
 
 USAGE = """usage: nmt COMMAND [ARGS]
@@ -24,6 +34,8 @@ commands:
   score      log p(y|x) of sentence pairs (total and per piece), or score a Moses n-best list or phrase table
              (`nmt score checkpoint=runs/x src=a.es tgt=a.en`, `nmt score checkpoint=runs/x src=a.es nbest=nb.txt`)
   average    average the parameters of a run's last k step checkpoints (`nmt average run=runs/x k=5`)
+  export     write a checkpoint as ONNX graphs for onnxruntime (`nmt export checkpoint=runs/x output=runs/x-onnx`,
+             then `nmt translate backend=onnxruntime checkpoint=runs/x-onnx`)
   plot       draw a PNG of a trained run: attention, gates, curves or representations
              (`nmt plot attention run=runs/x sentence="Ein Hund läuft."`, `nmt plot curves run=runs/x`)
   bench      measure training and decoding speed, useful FLOP/s and memory (`make bench`)
@@ -37,10 +49,13 @@ Values are KEY=VALUE (any file name works); short flags: -c CHECKPOINT, -i INPUT
 """
 
 
-def run_train(cfg: Config) -> None:
+def run_train(cfg: Config) -> float:
+    """Train; returns the best dev score (train.early_stop_metric), which ``--multirun hydra/sweeper=optuna``
+    optimises (nan when the run never validated: Optuna counts the trial as failed)."""
     from nmt.training.train import train
 
-    train(cfg)
+    best = train(cfg).best
+    return math.nan if best is None else float(best)
 
 
 def run_translate(cfg: TranslateConfig) -> None:
@@ -67,6 +82,12 @@ def run_average(cfg: AverageConfig) -> None:
     run_average(cfg)
 
 
+def run_export(cfg: ExportConfig) -> None:
+    from nmt.decoding.export import export
+
+    print(f"wrote {export(cfg)}")
+
+
 def run_plot(cfg: PlotConfig) -> None:
     from nmt.plot.run import run_plot
 
@@ -87,12 +108,13 @@ def run_bench(cfg: BenchConfig) -> None:
 
 # command -> (schema of its composed config, the verb run with the typed config; imported when called, so that
 # `nmt translate` does not load the training stack)
-COMMANDS: dict[str, tuple[type, Callable[[Any], None]]] = {
+COMMANDS: dict[str, tuple[type, Callable[[Any], Any]]] = {
     "train": (Config, run_train),
     "translate": (TranslateConfig, run_translate),
     "evaluate": (EvaluateConfig, run_evaluate),
     "score": (ScoreConfig, run_score),
     "average": (AverageConfig, run_average),
+    "export": (ExportConfig, run_export),
     "plot": (PlotConfig, run_plot),
     "bench": (BenchConfig, run_bench),
     "serve": (ServeConfig, run_serve),

@@ -1,5 +1,6 @@
 """Typed configuration: one dataclass per config group (nmt.config.runs: a training run; nmt.config.commands: the
-commands that use a trained model, and decoding). Everything is importable from here."""
+commands that use a trained model, and decoding; nmt.config.export: ``nmt export`` and the decoding backends).
+Everything is importable from here."""
 
 from nmt.config.commands import (
     AverageConfig,
@@ -10,7 +11,8 @@ from nmt.config.commands import (
     ScoreConfig,
     TranslateConfig,
 )
+from nmt.config.export import Backend, ExportConfig
 from nmt.config.runs import Config, DataConfig, ModelConfig, SplitNames, TrainConfig
 
-__all__ = ["AverageConfig", "BenchConfig", "Config", "DataConfig", "DecodeConfig", "EvaluateConfig", "ModelConfig",
-           "PlotConfig", "ScoreConfig", "SplitNames", "TrainConfig", "TranslateConfig"]
+__all__ = ["AverageConfig", "Backend", "BenchConfig", "Config", "DataConfig", "DecodeConfig", "EvaluateConfig",
+           "ExportConfig", "ModelConfig", "PlotConfig", "ScoreConfig", "SplitNames", "TrainConfig", "TranslateConfig"]

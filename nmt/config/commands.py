@@ -19,6 +19,7 @@ from nmt.choices import (
     check_setting,
     checked,
 )
+from nmt.config.export import Backend
 from nmt.config.runs import DataConfig, ModelConfig, TrainConfig
 from nmt.errors import ConfigValueError
 
@@ -69,6 +70,7 @@ class TranslateConfig(Checked):
     threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
     device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N
     quantize: Quantize = Quantize.none  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
+    backend: Backend = Backend.torch  # torch | onnxruntime: checkpoint= an `nmt export` directory (CPU, fp32)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
 

@@ -14,10 +14,12 @@ from typing import ClassVar
 from omegaconf import MISSING
 
 from nmt.choices import (
+    RANGES,
     Arch,
     Cell,
     CellType,
     Checked,
+    Choice,
     DataFormat,
     Device,
     DistBackend,
@@ -26,12 +28,21 @@ from nmt.choices import (
     Metric,
     Optimizer,
     Precision,
+    Range,
     Schedule,
     SpmModelType,
     check_setting,
     checked,
 )
 from nmt.errors import ConfigValueError
+
+
+class SpmSample(Choice):
+    """Which side of the training pairs ``data.spm_alpha`` samples segmentations for."""
+
+    src = "src"
+    tgt = "tgt"
+    both = "both"
 
 
 @dataclass
@@ -66,6 +77,10 @@ class DataConfig(Checked):
     character_coverage: float = 1.0
     spm_input_sentence_size: int = 2_000_000  # sentences sampled to train sentencepiece
     cache_dir: str = "~/.cache/nmt"  # sentencepiece models, keyed by their inputs
+    spm_alpha: float = 0.0  # subword regularisation: training pieces sampled anew each epoch (bpe: BPE-dropout
+    # rate; unigram: the smoothing exponent of Kudo 2018); 0: off, every epoch the same pieces (dev and test always)
+    spm_nbest: int = 64  # unigram with spm_alpha > 0: sample among this many best segmentations (Kudo's l)
+    spm_sample: SpmSample = SpmSample.both  # src | tgt | both: the side(s) spm_alpha samples
 
     # the settings the sentencepiece models of a checkpoint were made with: a resumed run must keep them
     VOCABULARY_KEYS: ClassVar[tuple[str, ...]] = ("src_lang", "tgt_lang", "vocab_size", "spm_model_type",
@@ -179,3 +194,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     name: str = "default"  # run name (conf/train.yaml puts runs in runs/<name>)
     run_dir: str = "runs/default"  # checkpoints, metrics, tokenizer models, resolved config
+
+
+# the ranges of the subword-sampling keys, beside the other DataConfig ones in nmt.choices.RANGES
+RANGES["DataConfig"].update(spm_alpha=Range(0, 1), spm_nbest=Range(2))

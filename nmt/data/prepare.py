@@ -25,7 +25,8 @@ from nmt.data.tokenizer import Tokenizer, train_or_load
 class Corpus:
     """Tokenized data for training, plus the dev references as raw text for BLEU.
 
-    :param train: the kept training pairs (Arrow-backed): ``src_ids``, ``tgt_ids``, ``src_len``, ``tgt_len``.
+    :param train: the kept training pairs (Arrow-backed): ``src_ids``, ``tgt_ids``, ``src_len``, ``tgt_len``, and
+        with ``data.spm_alpha`` > 0 their texts ``src`` and ``tgt`` (nmt.data.sampled_batches).
     """
 
     tokenizer: Tokenizer
@@ -103,7 +104,8 @@ def prepare(cfg: DataConfig, tokenizer: Tokenizer | None = None) -> Corpus:
         tokenizer = train_or_load(TextColumn(train, "src"), TextColumn(train, "tgt"), cfg)
     key = hashlib.sha256(tokenizer.src_model + b"|" + tokenizer.tgt_model).hexdigest()
     train_t = tokenize(train, tokenizer, key)
-    keep = train_t.select_columns(["src_ids", "tgt_ids", "src_len", "tgt_len"]).filter(
+    texts = ["src", "tgt"] if cfg.spm_alpha > 0 else []  # subword sampling re-encodes them each epoch
+    keep = train_t.select_columns(["src_ids", "tgt_ids", "src_len", "tgt_len", *texts]).filter(
         lambda src_len, tgt_len: [0 < s <= cfg.max_len and 0 < t <= cfg.max_len
                                   for s, t in zip(src_len, tgt_len, strict=True)],
         input_columns=["src_len", "tgt_len"],

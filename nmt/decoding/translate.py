@@ -13,12 +13,14 @@ import torch
 from nmt import checkpoint
 from nmt.choices import Alignment, Quantize
 from nmt.config import Config, DecodeConfig
+from nmt.config.export import Backend
 from nmt.data.batching import collate
 from nmt.data.load import resolve_path
 from nmt.data.tokenizer import UNK, Tokenizer
 from nmt.decoding import alignment
 from nmt.decoding.device import inference_device
 from nmt.decoding.ensemble import Ensemble, restrict_members
+from nmt.decoding.ort import OrtModel, open_export
 from nmt.decoding.quantize import quantize as quantize_model
 from nmt.decoding.rows import Hypothesis
 from nmt.decoding.search import decode_all
@@ -32,20 +34,25 @@ log = logging.getLogger("nmt.translate")
 class Translator:
     """A model, or an ensemble of models sharing one tokenizer, ready to decode: ``model`` is what search and
     scoring use (nmt.model.contract: Decodable and Scorer), ``members`` the single models in it (one, or each
-    member of the ensemble), ``config`` and ``step`` those of the first member's checkpoint."""
+    member of the ensemble), ``config`` and ``step`` those of the first member's checkpoint. ``model`` given
+    (an ONNX export in onnxruntime, :meth:`from_export`): it decodes, and ``members`` is empty."""
 
     def __init__(self, members: list[TranslationModel], tokenizer: Tokenizer, config: Config, step: int | None,
-                 paths: list[Path]) -> None:
+                 paths: list[Path], model: OrtModel | None = None) -> None:
         self.members, self.tokenizer, self.config, self.step, self.paths = members, tokenizer, config, step, paths
-        self.model: TranslationModel | Ensemble = members[0] if len(members) == 1 else Ensemble(members).eval()
+        self.model: TranslationModel | Ensemble | OrtModel = model or (
+            members[0] if len(members) == 1 else Ensemble(members).eval())
 
     @classmethod
     def open(cls, spec: str | Path | Sequence[str | Path], quantize: Quantize | str = Quantize.none,
-             device: str = "auto") -> Translator:
+             device: str = "auto", backend: Backend | str = Backend.torch) -> Translator:
         """A checkpoint (file or run directory), or an ensemble: a list of them, or the command line's
         ``[path,path,...]``, whose members must share their tokenizer. The members score the union of the target
         pieces they saw in training. ``device``: nmt.decoding.device; ``quantize="int8"`` (CPU) stores the linear and
-        recurrent weights as int8."""
+        recurrent weights as int8. ``backend="onnxruntime"``: ``spec`` is an ``nmt export`` directory
+        (:meth:`from_export`)."""
+        if Backend.parse(backend, "backend") == Backend.onnxruntime:
+            return cls.from_export(spec, quantize, device)
         names = checkpoint_paths(str(spec)) if isinstance(spec, str | Path) else [str(p) for p in spec]
         paths = [resolve_path(p) for p in names]
         if not paths:
@@ -64,6 +71,19 @@ class Translator:
         restrict_members(members, [c.target_pieces for c in ckpts])
         members = [quantize_model(m, quantize) for m in members]
         return cls(members, ckpts[0].tokenizer, ckpts[0].config, ckpts[0].step, paths)
+
+    @classmethod
+    def from_export(cls, spec: str | Path | Sequence[str | Path], quantize: Quantize | str = Quantize.none,
+                    device: str = "auto") -> Translator:
+        """An ``nmt export`` directory decoding in onnxruntime (nmt.decoding.ort): one model, fp32, on the CPU."""
+        if not isinstance(spec, str | Path) or str(spec).startswith("["):
+            raise NMTError("backend=onnxruntime decodes one export directory, not an ensemble")
+        if Quantize.parse(quantize, "quantize") != Quantize.none:
+            raise NMTError("quantize=int8 is for backend=torch: an ONNX export decodes in fp32")
+        if device not in ("auto", "cpu"):
+            raise NMTError(f"backend=onnxruntime runs on the CPU: device={device} is for backend=torch")
+        model, tokenizer, config, step, path = open_export(resolve_path(str(spec)), torch.get_num_threads())
+        return cls([], tokenizer, config, step, [path], model)
 
     @property
     def device(self) -> torch.device:
@@ -154,6 +174,8 @@ class Translator:
 
     def check_alignment(self, mode: Alignment) -> None:
         """Refuse ``decode.alignment`` for a model without attention, in one line (before anything is written)."""
+        if mode != Alignment.none and not self.members:
+            raise NMTError("decode.alignment (teacher-forced attention) needs backend=torch and the checkpoint")
         if mode != Alignment.none and not self.model.attends:
             raise NMTError(f"decode.alignment needs a model with attention (arch=rnnsearch); this one is arch="
                            f"{self.config.model.arch}")

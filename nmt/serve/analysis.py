@@ -1,5 +1,5 @@
 """What the page shows of one translation: the source and target pieces, the n-best list, the attention matrix
-(attention models) and the encoder's update and reset gates at every source piece."""
+and word alignment (attention models), and the encoder's update and reset gates at every source piece."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 
 import torch
 
-from nmt.choices import CellType
+from nmt.choices import Alignment, CellType
 from nmt.config import DecodeConfig
+from nmt.decoding import alignment
 from nmt.decoding.search import decode_all
 from nmt.decoding.translate import Translator
 from nmt.model.encoders import reverse_padded
@@ -22,25 +23,40 @@ def json_number(x: float) -> float | None:
 
 
 @torch.no_grad()
-def analyze(translator: Translator, sentence: str, dc: DecodeConfig, max_input_len: int) -> dict[str, Any]:
-    """One sentence translated as ``dc`` says, with what the model did on the way (plain JSON values)."""
+def analyze(translator: Translator, sentence: str, dc: DecodeConfig, max_input_len: int, prefix: str = "",
+            terms: list[str] | None = None, mode: Alignment = Alignment.none) -> dict[str, Any]:
+    """One sentence translated as ``dc`` says (starting with ``prefix``, holding ``terms``), with what the model
+    did on the way (plain JSON values); ``mode``: the word alignment of the best translation, and both sides'
+    words, as /translate gives it (attention models)."""
     model, tok = translator.model, translator.tokenizer
     ids = translator.encode([sentence], max_input_len)[0]
     if not ids:
         return {"source_pieces": [], "target_pieces": [], "translation": "", "nbest": [], "attention": None,
-                "gates": None}
-    hyps = decode_all(model, [ids], dc)[0]
+                "gates": None, "missing": [], **({"alignment": "", "source_words": [], "target_words": []}
+                                                 if mode != Alignment.none else {})}
+    starts = translator.encode_prefixes([prefix], 1) if prefix.strip() else None
+    held = translator.encode_terms([terms], 1) if terms else None
+    hyps = decode_all(model, [ids], dc, prefixes=starts, terms=held, glue=translator.glue if held else ())[0]
     best = hyps[0].tokens
     texts = tok.decode_tgt([h.tokens for h in hyps])
-    out = {"source_pieces": [tok.src.id_to_piece(i) for i in ids],
-           "target_pieces": [tok.tgt.id_to_piece(i) for i in best] + ["</s>"], "translation": texts[0],
+    src, tgt = [tok.src.id_to_piece(i) for i in ids], [tok.tgt.id_to_piece(i) for i in best]
+    out = {"source_pieces": src, "target_pieces": [*tgt, "</s>"], "translation": texts[0],
            "nbest": [{"translation": t, "logprob": json_number(h.logprob), "score": json_number(h.score)}
                      for t, h in zip(texts, hyps, strict=True)],
-           "attention": None, "gates": _gates(translator, ids)}
+           "attention": None, "gates": _gates(translator, ids), "missing": hyps[0].missing}
     weights = translator.attention(ids, best)  # (T+1, S): one row per target piece and the end of sentence
     if weights is not None:
         out["attention"] = [[round(float(w), 4) for w in row] for row in weights]
+    if weights is not None and mode != Alignment.none:
+        out |= _aligned(weights[: len(best)], src, tgt, mode)
     return out
+
+
+def _aligned(weights: torch.Tensor, src: list[str], tgt: list[str], mode: Alignment) -> dict[str, Any]:
+    """The word alignment of piece weights (T, S) over the source pieces ``src``, and the words of both sides."""
+    matrix = alignment.word_matrix(weights, src, tgt)  # (W, U)
+    text = alignment.moses(alignment.hard(matrix)) if mode == Alignment.hard else alignment.soft(matrix)
+    return {"alignment": text, "source_words": alignment.words(src), "target_words": alignment.words(tgt)}
 
 
 def _gates(translator: Translator, ids: list[int]) -> dict[str, Any] | None:

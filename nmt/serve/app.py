@@ -26,14 +26,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nmt.choices import Alignment
-from nmt.decoding.terms import Glossary, sentence_terms
+from nmt.errors import NMTError
 from nmt.evaluation.score import score_pairs
 from nmt.serve import libre, schemas
 from nmt.serve.analysis import analyze, json_number
 from nmt.serve.auth import Guard
 from nmt.serve.config import ServeConfig
-from nmt.serve.engine import ServedModel, clean, search_config
+from nmt.serve.engine import ServedModel, clean
 from nmt.serve.limits import BodyLimit
+from nmt.serve.steering import Steering, steer
 
 STATIC = files("nmt.serve") / "static"
 
@@ -78,6 +79,10 @@ def _errors(app: FastAPI) -> None:
         return JSONResponse({"error": "; ".join(f"{where(p)}: {p.get('msg')}" for p in problems[:5])},
                             status_code=422)
 
+    @app.exception_handler(NMTError)  # what the search refuses that nmt.serve.steering did not foresee
+    async def refused(_: Request, err: NMTError) -> JSONResponse:
+        return JSONResponse({"error": str(err)}, status_code=400)
+
 
 def _check(sentences: list[str], sc: ServeConfig, n_best: int = 1) -> None:
     if len(sentences) > sc.max_sentences:
@@ -88,6 +93,12 @@ def _check(sentences: list[str], sc: ServeConfig, n_best: int = 1) -> None:
             raise HTTPException(422, f"sentence {i} has {len(s)} characters; the limit is max_chars={sc.max_chars}")
     if n_best > sc.max_n_best:
         raise HTTPException(422, f"{n_best} hypotheses asked for; the limit is max_n_best={sc.max_n_best}")
+
+
+def _attends(model: ServedModel, mode: Alignment, field: str = "alignment") -> None:
+    """Refuse a word alignment (asked for in ``field``) from a model without attention."""
+    if mode != Alignment.none and not model.translator.model.attends:
+        raise HTTPException(400, f"{field}: word alignments need a model with attention; {model.name} has none")
 
 
 def _model(models: list[ServedModel], name: str | None) -> ServedModel:
@@ -124,8 +135,8 @@ def _translation_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig
               openapi_extra={"requestBody": {"content": {t: {"schema": schemas.LibreRequest.model_json_schema()}
                                                          for t in ("application/json", *libre.FORMS)}}})
     async def translate(request: Request) -> dict:
-        """LibreTranslate's /translate (JSON, form or multipart body, or query string), with nmt's ``prefix`` and
-        ``alignment`` beside its fields."""
+        """LibreTranslate's /translate (JSON, form or multipart body, or query string), with nmt's ``prefix``,
+        ``alignment``, ``constraints``, ``glossary`` and search fields (nmt.serve.steering) beside its own."""
         return await _libre(await libre.read(request), models, sc, lambda n: guard.charge(request, n))
 
     @app.post("/detect", dependencies=[Depends(guard)])
@@ -141,21 +152,25 @@ def _translation_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig
               response_model_exclude_unset=True, dependencies=[Depends(guard)])  # "align" if asked; "pred_score" always
     async def onmt(items: list[schemas.OnmtItem], request: Request) -> list[list[dict]]:
         _check([x.src for x in items], sc)
-        guard.charge(request, sum(len(x.src) for x in items))
         if any(not 0 <= x.id < len(models) for x in items):
             raise HTTPException(404, f"unknown model id; GET /models lists ids 0 to {len(models) - 1}")
-        results = await asyncio.gather(*(models[x.id].translate([x.src], sc.decode, sc.max_input_len) for x in items))
-        out = []
-        for item, (hyps,) in zip(items, results, strict=True):
-            text = models[item.id].texts(hyps[:1])[0] if hyps else ""
-            score = json_number(hyps[0].logprob) if hyps else None
-            out.append({"src": item.src, "tgt": text, "n_best": 1, "pred_score": score})
-            if item.align:
-                if not models[item.id].translator.model.attends:
-                    raise HTTPException(400, f"align needs a model with attention; model {item.id} has none")
-                out[-1]["align"] = await models[item.id].alignments([item.src], [hyps], Alignment.hard,
-                                                                    sc.max_input_len)
-        return [out]
+        for x in items:
+            _attends(models[x.id], Alignment.hard if x.align else Alignment.none, "align")
+        ways = [steer(sc.decode, x, [x.src], prefix=x.prefix, constraints=x.constraints, glossary=x.glossary)
+                for x in items]  # all checked before any is charged or searched
+        guard.charge(request, sum(len(x.src) for x in items))
+        return [list(await asyncio.gather(*(_onmt_item(x, models[x.id], w, sc) for x, w in zip(items, ways,
+                                                                                                strict=True))))]
+
+
+async def _onmt_item(item: schemas.OnmtItem, model: ServedModel, way: Steering, sc: ServeConfig) -> dict:
+    """One item of an OpenNMT-py request, translated as ``way`` says: OpenNMT-py's answer for it."""
+    (hyps,) = await model.translate([item.src], way.dc, sc.max_input_len, way.prefixes, way.terms)
+    out = {"src": item.src, "tgt": model.texts(hyps[:1])[0] if hyps else "", "n_best": 1,
+           "pred_score": json_number(hyps[0].logprob) if hyps else None}
+    if item.align:
+        out["align"] = await model.alignments([item.src], [hyps], Alignment.hard, sc.max_input_len)
+    return out
 
 
 def detect(text: str, models: list[ServedModel]) -> list[dict]:
@@ -171,28 +186,14 @@ def detect(text: str, models: list[ServedModel]) -> list[dict]:
             for lang, f in sorted(fit.items(), key=lambda kv: -kv[1])]
 
 
-def _terms(req: schemas.LibreRequest, lines: list[str]) -> list[list[str]] | None:
-    """The phrases each line's translation must hold (``constraints``, ``glossary``; beam search), or None."""
-    given = req.constraints
-    if given is not None and isinstance(req.q, str) and given and all(isinstance(c, str) for c in given):
-        given = [given]  # one sentence: its list of phrases
-    if given is not None and (len(given) != len(lines) or not all(isinstance(c, list) for c in given)):
-        raise HTTPException(422, f"constraints: give a list of phrases for each of the {len(lines)} sentences")
-    if req.prefix is not None and (given or req.glossary):
-        raise HTTPException(400, "constraints and glossary do not combine with prefix")
-    return sentence_terms(lines, given, Glossary(req.glossary) if req.glossary else None)
-
-
 async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: ServeConfig,
                  charge: Callable[[int], None]) -> dict:
     """One LibreTranslate request, checked, charged (``charge(characters)``) and translated."""
     lines = [req.q] if isinstance(req.q, str) else req.q
-    prefixes = None if req.prefix is None else [req.prefix] if isinstance(req.prefix, str) else req.prefix
     if req.format != "text":
         raise HTTPException(400, f"format={req.format} is not supported: nmt translates plain text (format=text)")
-    if prefixes is not None and len(prefixes) != len(lines):
-        raise HTTPException(422, f"prefix: {len(prefixes)} prefixes for {len(lines)} sentences (one per q)")
-    terms = _terms(req, lines)
+    way = steer(sc.decode, req, lines, prefix=req.prefix, constraints=req.constraints, glossary=req.glossary,
+                one=isinstance(req.q, str), n_best=req.alternatives + 1)
     _check(lines, sc, req.alternatives + 1)
     pair = [m for m in models if m.tgt_lang == req.target and req.source in ("auto", m.src_lang)]
     if not pair:
@@ -200,11 +201,9 @@ async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: Serve
         raise HTTPException(400, f"no model translates {req.source} to {req.target}; this server has {have}")
     model = pair[0]
     mode = Alignment(req.alignment)
-    if mode != Alignment.none and not model.translator.model.attends:
-        raise HTTPException(400, f"alignment needs a model with attention; {model.name} has none")
+    _attends(model, mode)
     charge(sum(map(len, lines)))
-    hyps = await model.translate(lines, search_config(sc.decode, "beam" if terms else None, None,
-                                                      req.alternatives + 1), sc.max_input_len, prefixes, terms)
+    hyps = await model.translate(lines, way.dc, sc.max_input_len, way.prefixes, way.terms)
     texts = [model.texts(h) if h else [""] for h in hyps]
     one = not isinstance(req.q, list)
     out: dict = {"translatedText": texts[0][0] if one else [t[0] for t in texts]}
@@ -222,10 +221,14 @@ def _own_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig, guard:
     async def analyze_one(req: schemas.AnalyzeRequest, request: Request) -> dict:
         _check([req.q], sc, req.n_best)
         model = _model(models, req.model)
+        way = steer(sc.decode, req, [req.q], prefix=req.prefix, constraints=req.constraints, glossary=req.glossary,
+                    n_best=req.n_best)
+        mode = Alignment(req.alignment)
+        _attends(model, mode)
         guard.charge(request, len(req.q))
-        dc = search_config(sc.decode, req.method, req.beam, req.n_best)
-        return {"model": model.name, **await model.call(analyze, model.translator, clean(req.q), dc,
-                                                         sc.max_input_len)}
+        terms = [clean(t) for t in way.terms[0]] if way.terms else None
+        return {"model": model.name, **await model.call(analyze, model.translator, clean(req.q), way.dc,
+                                                         sc.max_input_len, clean(req.prefix), terms, mode)}
 
     @app.post("/score", response_model=list[schemas.PairScore], dependencies=[Depends(guard)])
     async def score(req: schemas.ScoreRequest, request: Request) -> list[dict]:

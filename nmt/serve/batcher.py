@@ -163,8 +163,10 @@ class Batcher:
 
 
 def _by_setting(jobs: list[_Job]) -> list[list[_Job]]:
-    """Jobs grouped by decoding setting, in arrival order: only jobs searched the same way share a batch."""
+    """Jobs grouped by decoding setting, in arrival order: only jobs searched the same way share a batch (those
+    with terms apart, since constrained search takes no prefixes)."""
     groups: dict[tuple, list[_Job]] = {}
     for job in jobs:
-        groups.setdefault(tuple(sorted(vars(job.dc).items())), []).append(job)
+        held = bool(job.terms and any(job.terms))
+        groups.setdefault((held, *sorted(vars(job.dc).items())), []).append(job)
     return list(groups.values())

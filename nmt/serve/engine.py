@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nmt.choices import Alignment, DecodeMethod
+from nmt.choices import Alignment
 from nmt.config import DecodeConfig
 from nmt.decoding import alignment
 from nmt.decoding.search import Hypothesis
@@ -49,7 +49,8 @@ class ServedModel:
     def describe(self) -> dict[str, Any]:
         archs = [str(m.cfg.arch) for m in self.translator.members]
         return {"name": self.name, "source": self.src_lang, "target": self.tgt_lang,
-                "arch": archs[0] if len(archs) == 1 else archs, "checkpoint": self.path, "step": self.translator.step}
+                "arch": archs[0] if len(archs) == 1 else archs, "attention": self.translator.model.attends,
+                "checkpoint": self.path, "step": self.translator.step}
 
     async def translate(self, lines: list[str], dc: DecodeConfig, max_input_len: int,
                         prefixes: list[str] | None = None, terms: list[list[str]] | None = None
@@ -93,11 +94,3 @@ def load_models(paths: list[str], quantize: str, wait_s: float, executor: Thread
         models.append(ServedModel(name, path, translator, batcher))
     return models
 
-
-def search_config(default: DecodeConfig, method: str | None, beam: int | None, n_best: int) -> DecodeConfig:
-    """The server's decoding setting with a request's choices: beam search whenever n-best is asked for."""
-    chosen = DecodeMethod(method) if method else default.method
-    if n_best > 1:
-        chosen = DecodeMethod.beam
-    size = beam or (default.beam if default.method == DecodeMethod.beam else 5)
-    return DecodeConfig(**{**vars(default), "method": chosen, "beam": max(size, n_best), "n_best": n_best})

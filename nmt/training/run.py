@@ -22,6 +22,7 @@ from nmt.choices import Precision, to_plain
 from nmt.config import Config, TrainConfig
 from nmt.data.batching import BatchIterator
 from nmt.data.prepare import Corpus, prepare
+from nmt.data.sampled_batches import training_batches
 from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
@@ -134,8 +135,7 @@ def setup(cfg: Config, dist: distributed.Dist | None = None, runtime: Runtime | 
         corpus = prepare(cfg.data, tok)
     model = build_model(cfg.model, corpus.tokenizer.src_vocab_size, corpus.tokenizer.tgt_vocab_size).to(dist.device)
     opt = make_optimizer(model, tc)
-    batches = BatchIterator.from_dataset(corpus.train, tc.batch_tokens, shuffle=True, seed=tc.seed,
-                                         max_sentences=tc.batch_sentences)
+    batches = training_batches(corpus, cfg.data, tc)  # data.spm_alpha > 0: pieces sampled anew each epoch
     state = (_restore(resumed, model, opt, dist, run_dir) if resumed else
              TrainState(**finetune.start(parent, model, opt, tc.init_keep)) if parent else TrainState())
     autocast = torch.autocast(dist.device.type, dtype=torch.bfloat16) if bf16 else None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from nmt.config import DecodeConfig
 from nmt.decoding.search import Hypothesis
+from nmt.decoding.terms import Term
 from nmt.serve.batcher import Batcher
 
 BUDGET = DecodeConfig(batch_tokens=6)  # source pieces per search batch
@@ -26,8 +27,8 @@ class Scripted(Batcher):
     seen: list[list[list[int]]] = field(default_factory=list)
     permits: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
 
-    def _decode(self, ids: list[list[int]], dc: DecodeConfig, prefixes: list[list[int]] | None
-                ) -> list[list[Hypothesis]]:
+    def _decode(self, ids: list[list[int]], dc: DecodeConfig, prefixes: list[list[int]] | None,
+                terms: list[list[Term]] | None = None) -> list[list[Hypothesis]]:
         self.seen.append([list(x) for x in ids])
         assert self.permits.acquire(timeout=PATIENCE_S), "the test never let this search finish"
         return [[Hypothesis(list(reversed(x)))] for x in ids]

@@ -225,3 +225,58 @@ def test_the_page_in_a_real_browser(server: tuple[str, subprocess.Popen], tmp_pa
         assert shot.stat().st_size > 10_000
     finally:
         browser.quit()
+
+
+def _translate_on(browser, by) -> None:
+    """Click Translate and wait for the page to draw a new answer."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    before = browser.find_element(by.TAG_NAME, "body").get_attribute("data-done")
+    browser.find_element(by.ID, "translate").click()
+    WebDriverWait(browser, 30).until(lambda b: b.find_element(by.TAG_NAME, "body").get_attribute("data-done") != before)
+
+
+def test_the_page_steers_with_a_glossary_and_a_prefix_and_draws_the_alignment(
+        server: tuple[str, subprocess.Popen]) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = server
+    browser = _browser()
+    try:
+        browser.get(url + "/")
+        WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#model option"))
+        browser.find_element(By.ID, "source").send_keys("ne ru")
+        browser.find_element(By.ID, "glossary").send_keys("ru = river")
+        _translate_on(browser, By)
+        _, held = _post(f"{url}/analyze", json.dumps({"q": "ne ru", "method": "beam", "glossary": {"ru": "river"},
+                                                      "alignment": "hard"}).encode())
+        assert browser.find_element(By.ID, "translation").text == held["translation"]
+        assert "river" in held["translation"].split()
+        links = browser.find_elements(By.CSS_SELECTOR, "#links line.link")
+        assert len(links) == len(held["alignment"].split()) > 0
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#links text.word")) == len(
+            held["source_words"]) + len(held["target_words"])
+        first = int(held["alignment"].split()[0].split("-")[0])  # hover a source word: its links light up
+        ActionChains(browser).move_to_element(browser.find_elements(By.CSS_SELECTOR, "#links text.src")[first]
+                                              ).perform()
+        lit = browser.find_elements(By.CSS_SELECTOR, "#links line.link.on")
+        assert len(lit) == sum(p.split("-")[0] == str(first) for p in held["alignment"].split()) > 0
+
+        browser.find_element(By.ID, "glossary").send_keys("\nnot a pair")
+        browser.find_element(By.ID, "translate").click()
+        WebDriverWait(browser, 10).until(lambda b: "glossary line 2" in b.find_element(By.ID, "status").text)
+
+        browser.find_element(By.ID, "glossary").clear()
+        browser.find_element(By.ID, "source").clear()
+        browser.find_element(By.ID, "source").send_keys("ka lo mi")
+        browser.find_element(By.ID, "prefix").send_keys("river")
+        _translate_on(browser, By)
+        _, started = _post(f"{url}/analyze", json.dumps({"q": "ka lo mi", "method": "greedy", "prefix": "river",
+                                                         "alignment": "hard"}).encode())
+        text = browser.find_element(By.ID, "translation").text
+        assert text == started["translation"] and text.startswith("river")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#links line.link")) == len(started["alignment"].split())
+    finally:
+        browser.quit()

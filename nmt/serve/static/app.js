@@ -1,4 +1,5 @@
-// The page of `nmt serve`: POST /analyze, then draw the translation, the n-best list, the attention heatmap
+// The page of `nmt serve`: POST /analyze (with the prefix, glossary and constraints boxes), then draw the
+// translation, the n-best list, the word alignment (an SVG: one line.link per aligned pair), the attention heatmap
 // (a CSS grid: one .cell per target piece x source piece) and the encoder gate strip (one .gate per source piece).
 "use strict";
 
@@ -12,12 +13,68 @@ function el(tag, cls, text) {
   return e;
 }
 
+let models = [];  // GET /models: name, languages, arch, attention
+
 async function loadModels() {
-  const models = await (await fetch("/models")).json();
+  models = await (await fetch("/models")).json();
   for (const m of models) {
     const o = el("option", "", `${m.name} (${m.source}\u2192${m.target}, ${m.arch})`);
     o.value = m.name;
     $("model").appendChild(o);
+  }
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svgEl(tag, attrs, text) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// Source words in a row above, target words below, and a line for each Moses "i-j" pair of the hard alignment.
+function drawLinks(out) {
+  const svg = $("links");
+  svg.replaceChildren();
+  $("alignment-section").hidden = out.alignment === undefined;
+  if (out.alignment === undefined) return;
+  const rows = [out.source_words, out.target_words], ys = [22, 112], gap = 16, pad = 8;
+  const texts = rows.map((words, r) => words.map((w, i) => {
+    const t = svgEl("text", { class: `word ${r ? "tgt" : "src"}`, y: ys[r], "data-i": i }, w);
+    svg.appendChild(t);
+    return t;
+  }));
+  const widths = texts.map((ts) => ts.map((t) => t.getComputedTextLength()));
+  const totals = widths.map((ws) => ws.reduce((a, b) => a + b, 0) + gap * Math.max(ws.length - 1, 0));
+  const width = Math.max(...totals, 100) + 2 * pad;
+  const centers = texts.map((ts, r) => {
+    let x = pad + (width - 2 * pad - totals[r]) / 2;
+    return ts.map((t, i) => { t.setAttribute("x", x); const c = x + widths[r][i] / 2; x += widths[r][i] + gap; return c; });
+  });
+  Object.entries({ width, height: 130, viewBox: `0 0 ${width} 130` }).forEach(([k, v]) => svg.setAttribute(k, v));
+  for (const [i, j] of out.alignment.split(" ").filter(Boolean).map((p) => p.split("-").map(Number))) {
+    if (!(i in centers[0] && j in centers[1])) continue;
+    const line = svgEl("line", { class: "link", x1: centers[0][i], y1: ys[0] + 6, x2: centers[1][j], y2: ys[1] - 16,
+                                 "data-src": i, "data-tgt": j });
+    line.appendChild(svgEl("title", {}, `${rows[0][i]} \u2192 ${rows[1][j]}`));
+    line.addEventListener("mouseenter", () => highlight((l) => l === line));
+    svg.insertBefore(line, svg.firstChild);  // under the words
+  }
+  texts.forEach((ts, r) => ts.forEach((t, i) => t.addEventListener("mouseenter", () =>
+    highlight((l) => Number(r ? l.dataset.tgt : l.dataset.src) === i))));
+}
+
+// The links ``pick`` chooses, and the words at their ends, drawn highlighted; the rest plain.
+function highlight(pick) {
+  const on = new Set();
+  for (const l of $("links").querySelectorAll("line.link")) {
+    const hit = pick(l);
+    l.classList.toggle("on", hit);
+    if (hit) { on.add(`src ${l.dataset.src}`); on.add(`tgt ${l.dataset.tgt}`); }
+  }
+  for (const t of $("links").querySelectorAll("text.word")) {
+    t.classList.toggle("on", on.has(`${t.classList.contains("src") ? "src" : "tgt"} ${t.dataset.i}`));
   }
 }
 
@@ -60,10 +117,50 @@ function drawGates(src, gates) {
   $("reading").textContent = `Blue: update z; orange: reset r. The encoder read the sentence ${gates.reading}.`;
 }
 
-async function translate() {
+// The glossary box as the API's glossary object: one "source = target" or "source<TAB>target" a line ("#" comments);
+// a bad line is named by number.
+function parseGlossary(text) {
+  const pairs = {}, seen = {};
+  const lines = text.split("\n");
+  for (let n = 1; n <= lines.length; n++) {
+    const line = lines[n - 1].trim();
+    if (!line || line.startsWith("#")) continue;
+    const parts = (lines[n - 1].includes("\t") ? lines[n - 1].split("\t") : line.split("=")).map((x) => x.trim());
+    if (parts.length !== 2 || !parts[0] || !parts[1]) {
+      return { error: `glossary line ${n}: write "source = target" (or source<TAB>target), got "${line}"` };
+    }
+    const [source, target] = parts;
+    if (source in pairs && pairs[source] !== target) {
+      return { error: `glossary line ${n}: "${source}" already has the target "${pairs[source]}" (line ${seen[source]})` };
+    }
+    pairs[source] = target;
+    seen[source] = n;
+  }
+  return { pairs };
+}
+
+// The /analyze request the controls describe, or { error } naming what is wrong.
+function request() {
   const choice = $("method").value;
-  const body = { q: $("source").value, model: $("model").value || null,
-                 method: choice === "greedy" ? "greedy" : "beam", n_best: choice === "nbest" ? 5 : 1 };
+  const gloss = parseGlossary($("glossary").value);
+  $("glossary").setAttribute("aria-invalid", String(Boolean(gloss.error)));
+  if (gloss.error) return gloss;
+  const constraints = $("constraints").value.split("\n").map((x) => x.trim()).filter(Boolean);
+  const held = constraints.length > 0 || Object.keys(gloss.pairs).length > 0;
+  const model = models.find((m) => m.name === $("model").value) || models[0];
+  const body = { q: $("source").value, model: model ? model.name : null, n_best: choice === "nbest" ? 5 : 1,
+                 method: choice === "sample" ? "sample" : choice === "greedy" && !held ? "greedy" : "beam",
+                 alignment: $("align").checked && model && model.attention ? "hard" : "none" };
+  if (choice === "sample") Object.assign(body, { topk: 10, seed: Number($("seed").value) || 0 });
+  if ($("prefix").value.trim()) body.prefix = $("prefix").value;
+  if (Object.keys(gloss.pairs).length) body.glossary = gloss.pairs;
+  if (constraints.length) body.constraints = constraints;
+  return { body };
+}
+
+async function translate() {
+  const { body, error } = request();
+  if (error) { $("status").textContent = error; return; }
   $("status").textContent = "translating\u2026";
   const res = await fetch("/analyze", { method: "POST", headers: { "Content-Type": "application/json" },
                                         body: JSON.stringify(body) });
@@ -71,6 +168,8 @@ async function translate() {
   if (!res.ok) { $("status").textContent = out.error; return; }
   $("status").textContent = "";
   $("translation").textContent = out.translation;
+  $("missing").hidden = !out.missing.length;
+  $("missing").textContent = `could not place: ${out.missing.map((m) => `"${m}"`).join(", ")}`;
   const list = $("nbest");
   list.replaceChildren();
   if (out.nbest.length > 1) {
@@ -80,6 +179,7 @@ async function translate() {
       list.appendChild(li);
     }
   }
+  drawLinks(out);
   drawHeatmap(out.source_pieces, out.target_pieces, out.attention);
   drawGates(out.source_pieces, out.gates);
   document.body.dataset.done = String(Date.now());
@@ -87,4 +187,6 @@ async function translate() {
 
 $("translate").addEventListener("click", () => translate().catch((e) => { $("status").textContent = String(e); }));
 $("source").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("translate").click(); } });
+$("links").addEventListener("mouseleave", () => highlight(() => false));
+$("method").addEventListener("change", () => { $("seed").disabled = $("method").value !== "sample"; });
 loadModels();
