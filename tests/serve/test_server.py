@@ -203,6 +203,15 @@ def _browser():
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
+def _open_page(browser, url: str) -> None:
+    """Load the page and wait until it has listed the served models."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url + "/")
+    WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#model option"))
+
+
 def test_the_page_in_a_real_browser(server: tuple[str, subprocess.Popen], tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -210,8 +219,7 @@ def test_the_page_in_a_real_browser(server: tuple[str, subprocess.Popen], tmp_pa
     url, _ = server
     browser = _browser()
     try:
-        browser.get(url + "/")
-        WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#model option"))
+        _open_page(browser, url)
         browser.find_element(By.ID, "source").send_keys("ka lo mi ne")
         browser.find_element(By.ID, "translate").click()
         WebDriverWait(browser, 30).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-done"))
@@ -245,8 +253,7 @@ def test_the_page_steers_with_a_glossary_and_a_prefix_and_draws_the_alignment(
     url, _ = server
     browser = _browser()
     try:
-        browser.get(url + "/")
-        WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#model option"))
+        _open_page(browser, url)
         browser.find_element(By.ID, "source").send_keys("ne ru")
         browser.find_element(By.ID, "glossary").send_keys("ru = river")
         _translate_on(browser, By)
