@@ -41,9 +41,10 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def _start(checkpoint: str, port: int, threads: int, workers: int) -> subprocess.Popen:
+def _start(checkpoint: str, port: int, threads: int, workers: int, linger_ms: float) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "nmt", "serve", f"checkpoint={checkpoint}", f"port={port}",
-                             f"threads={threads}", f"workers={workers}"], stdout=subprocess.DEVNULL,
+                             f"threads={threads}", f"workers={workers}", f"batch_linger_ms={linger_ms:g}"],
+                            stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     for _ in range(600):
         try:
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the server and of offline decoding")
     ap.add_argument("--workers", type=int, default=1, help="the server's batches in flight (nmt serve workers=)")
+    ap.add_argument("--linger-ms", type=float, default=0.0, help="nmt serve batch_linger_ms=")
     ap.add_argument("--output", default="runs/bench/serve.json")
     args = ap.parse_args(argv)
     checkpoint = str(resolve_path(args.checkpoint))
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     rng = random.Random(0)
     requests = [test[i : i + rng.randint(1, 3)] for i in (rng.randrange(len(test) - 3) for _ in range(args.requests))]
     port = _free_port()
-    server = _start(checkpoint, port, args.threads, args.workers)
+    server = _start(checkpoint, port, args.threads, args.workers, args.linger_ms)
     try:
         _load(port, requests[:100], 8, data.tgt_lang)  # warm-up
         rss_warm = _rss_mib(server.pid)
@@ -156,7 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
         server.terminate()
         res_exit = server.wait(60)
     res.update(offline=_offline(checkpoint, requests, test[0], args.threads), server_exit=res_exit,
-               date=time.strftime("%Y-%m-%d %H:%M"), clients=args.clients, requests=args.requests)
+               date=time.strftime("%Y-%m-%d %H:%M"), clients=args.clients, requests=args.requests,
+               linger_ms=args.linger_ms)
     _report(res, args.output)
     return res
 
