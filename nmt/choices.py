@@ -86,6 +86,7 @@ class Device(Choice):
 
 
 class Precision(Choice):
+    auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
 

@@ -125,7 +125,7 @@ def test_a_primitive_cache_size_the_user_chose_is_kept(monkeypatch: pytest.Monke
 
 def test_bf16_on_a_cpu_without_it_warns(tiny_data_cfg: DataConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr("nmt.training.run.cpu_has_bf16", lambda: False)
+    monkeypatch.setattr("nmt.runtime.precision.cpu_has_bf16", lambda: False)
     for name, value in NO_SHAPE_CACHES.items():
         monkeypatch.setenv(name, value)  # what setup would set, undone after the test
     cfg = Config(data=tiny_data_cfg, train=replace(TrainConfig(), device="cpu", precision="bf16", tensorboard=False),

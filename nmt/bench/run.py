@@ -33,6 +33,7 @@ from nmt.errors import NMTError
 from nmt.evaluation.metrics import bleu
 from nmt.model.base import n_params
 from nmt.model.flops import training_flops
+from nmt.runtime import precision
 from nmt.runtime.threads import configure as configure_threads
 
 
@@ -75,7 +76,8 @@ def _ceiling(bc: BenchConfig) -> dict:
         f"output layer 4096x{m.maxout_dim}x{bc.data.vocab_size}": (4096, m.maxout_dim, bc.data.vocab_size),
     }
     res = {name: round(matmul_gflops(*s), 1) for name, s in shapes.items()}
-    if bc.train.precision == Precision.bf16:  # what bf16 autocast's products can reach, beside the fp32 ceiling
+    # what bf16 autocast's products can reach, beside the fp32 ceiling (matmuls run on the CPU)
+    if precision.resolve(bc.train.precision, torch.device("cpu")) == Precision.bf16:
         res["large bf16"] = round(matmul_gflops(n, n, n, dtype=torch.bfloat16), 1)
     return res
 
@@ -208,13 +210,19 @@ def _ceiling_label(name: str, n: int) -> str:
     return big.get(name, f"fp32 matmul {name}")
 
 
+def _precision_label(res: dict) -> str:
+    """'auto (bf16 in use)': the setting and what it resolved to; the bf16 ceiling is measured only when bf16 ran."""
+    in_use = "bf16" if "large bf16" in res["ceiling"] else "fp32"
+    return f"{res['config']['train']['precision']} ({in_use} in use)"
+
+
 def table(res: dict) -> str:
     """The figures as a Markdown table."""
     t, c = res["train"], res["ceiling"]
     big, n = c["large"], res["config"]["ceiling_size"]
     rows = [
         ("machine", f"{res['cpu']}, {res['threads']} threads, torch {res['torch']}"),
-        ("training precision", str(res["config"]["train"]["precision"])),
+        ("training precision", _precision_label(res)),
         *((_ceiling_label(name, n), f"{v:.1f} GFLOP/s") for name, v in c.items()),
         ("training target tok/s", f"{t['tgt_tok_s']:,.0f}"),
         ("training source+target tok/s", f"{t['src_tgt_tok_s']:,.0f}"),

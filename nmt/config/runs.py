@@ -139,7 +139,7 @@ class TrainConfig(Checked):
     seed: int = 1234
     threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
     device: Device = Device.auto  # auto (a GPU when visible, else CPU) | cpu | cuda; under torchrun: cuda:LOCAL_RANK
-    precision: Precision = Precision.fp32  # fp32 | bf16 (training forward autocast: GPU, CPU with AVX512-BF16/AMX)
+    precision: Precision = Precision.fp32  # fp32 | bf16 (forward autocast) | auto: bf16 where native, else fp32
     dist_backend: DistBackend = DistBackend.auto  # torchrun runs: auto (nccl on GPUs, gloo on CPUs) | nccl | gloo
     optimizer: Optimizer = Optimizer.adam  # adam | adadelta
     lr: float = 1e-3

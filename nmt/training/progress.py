@@ -38,16 +38,17 @@ class Progress:
                   "tgt_tok_update": self.tokens / len(self.norms),  # all micro-batches and ranks of an update
                   "lr": self.run.opt.param_groups[0]["lr"], "grad_norm": sum(self.norms) / len(self.norms),
                   "threads": self.run.runtime.threads.current}
-        self.run.log_metrics("train", {**values, "elapsed_s": s.elapsed_s})
+        self.run.log_metrics("train", {**values, "elapsed_s": s.elapsed_s, "precision": self.run.precision.value})
         self.run.board.scalars("train", values, s.step)
-        self.bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{rate:,.0f}", epoch=s.epoch + 1, threads=values["threads"])
+        self.bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{rate:,.0f}", epoch=s.epoch + 1, threads=values["threads"],
+                             precision=self.run.precision.value)
         if not self.interactive:
             eta = (self.total - s.step) * s.elapsed_s / max(s.step, 1)
             if tc.max_minutes > 0:
                 eta = min(eta, tc.max_minutes * 60 - s.elapsed_s)
             print(f"step {s.step}/{self.total} | epoch {s.epoch + 1} | loss {avg:.3f} | {rate:,.0f} tgt tok/s | "
                   f"{values['tgt_tok_update']:,.0f} tgt tok/update | "
-                  f"{values['threads']} threads | "
+                  f"{values['threads']} threads | {self.run.precision.value} | "
                   f"{s.elapsed_s / 60:.1f} min | eta {eta / 60:.1f} min", flush=True)
         self.tokens, self.loss, self.norms, self.window_start = 0, 0.0, [], time.monotonic()
 

@@ -26,6 +26,7 @@ from nmt.data.sampled_batches import training_batches
 from nmt.errors import NMTError
 from nmt.model import build_model
 from nmt.model.base import TranslationModel
+from nmt.runtime import precision
 from nmt.runtime.process import Runtime
 from nmt.training import distributed, finetune
 from nmt.training.board import Board
@@ -74,6 +75,7 @@ class Run:
     runtime: Runtime = field(default_factory=Runtime.untouched)  # threads told each update's time; signals
     origin: dict[str, Any] | None = None  # a fine-tuning run's parent (nmt.training.finetune.origin)
     parent_pieces: list[int] | None = None  # a fine-tuning run's: the target pieces its parent was trained on
+    precision: Precision = Precision.fp32  # the one in use: train.precision with auto resolved
 
     @property
     def device(self) -> torch.device:
@@ -106,23 +108,14 @@ class Run:
                 f.write(json.dumps(row) + "\n")
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX), by oneDNN's own check."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch without oneDNN
-        return False
-
-
 def setup(cfg: Config, dist: distributed.Dist | None = None, runtime: Runtime | None = None) -> Run:
     """A new run in ``cfg.run_dir``, or the one there continued (``train.resume``), or a new one that fine-tunes
     ``train.init_from`` (nmt.training.finetune); refuses to overwrite a run unless ``train.overwrite``. Nothing is
     written until the run is accepted. ``runtime``: the process-wide settings to use (nmt.runtime.process); None
     installs ``train.threads``, the allocator settings and signal handlers, as the command line does."""
     dist = dist or distributed.Dist(device=distributed.resolve_device(cfg.train.device))
-    bf16 = cfg.train.precision == Precision.bf16
-    if bf16 and dist.device.type == "cpu" and not cpu_has_bf16():
-        log.warning("train.precision=bf16: this CPU has no native bf16 (AVX512-BF16 or AMX): expect it slower")
+    precision_in_use = precision.resolve(cfg.train.precision, dist.device)  # auto: bf16 where it is native
+    bf16 = precision_in_use == Precision.bf16
     run_dir = Path(cfg.run_dir)
     cfg, resumed, parent = _starting_point(cfg, run_dir)
     tc = cfg.train
@@ -143,6 +136,7 @@ def setup(cfg: Config, dist: distributed.Dist | None = None, runtime: Runtime | 
     run = Run(cfg, dist, run_dir, corpus, model, opt, batches, state, dist.wrap(model),
               autocast or contextlib.nullcontext(), Board(run_dir, False), runtime)
     run.origin, run.parent_pieces = _lineage(resumed, parent, tc)
+    run.precision = precision_in_use
     if dist.is_main:
         _write_run_files(run, fresh=resumed is None)
         run.board = Board(run_dir, tc.tensorboard, state.step)
