@@ -2,9 +2,10 @@
 (``POST /translator/translate``, ``GET /models``), ``GET /health``, and nmt's own ``POST /analyze`` (n-best,
 attention, gates) and ``POST /score``; the page at ``/``; the OpenAPI schema at ``/docs``.
 
-Every error is a JSON object ``{"error": "..."}`` with a 4xx status: 400 bad JSON or an unknown language pair,
-403 a missing or unknown API key, 404 an unknown model, 413 a body or request over its limit, 415 a body that is
-not JSON, 422 wrong types or a sentence over its length limit, 429 a client past ``req_limit`` or ``char_limit``.
+Every error is a JSON object ``{"error": "..."}`` with a 4xx status: 400 bad JSON, an unknown language pair or
+what a model in onnxruntime cannot do (attention, gates, alignments, scores), 403 a missing or unknown API key, 404
+an unknown model, 413 a body or request over its limit, 415 a body that is not JSON, 422 wrong types or a sentence
+over its length limit, 429 a client past ``req_limit`` or ``char_limit``.
 
 The routes that run the model (``POST`` /translate, /detect, /translator/translate, /analyze, /score) take the
 API key and count against the limits (nmt.serve.auth); the page, its static files, /health, /languages, /models
@@ -26,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nmt.choices import Alignment
+from nmt.config.export import Backend
 from nmt.errors import NMTError
 from nmt.evaluation.score import score_pairs
 from nmt.serve import libre, schemas
@@ -95,8 +97,19 @@ def _check(sentences: list[str], sc: ServeConfig, n_best: int = 1) -> None:
         raise HTTPException(422, f"{n_best} hypotheses asked for; the limit is max_n_best={sc.max_n_best}")
 
 
+def _torch_only(model: ServedModel, what: str) -> None:
+    """Refuse ``what`` (a route or a field, named first) of a model in onnxruntime: it reads the teacher-forced
+    model (attention, gates, scores), which an export leaves out."""
+    if model.backend == Backend.onnxruntime:
+        raise HTTPException(400, f"{what}: needs backend=torch and the checkpoint; {model.name} is an nmt export in "
+                                 "onnxruntime, which translates but has no teacher-forced model for attention, "
+                                 "gates, alignments or scores")
+
+
 def _attends(model: ServedModel, mode: Alignment, field: str = "alignment") -> None:
-    """Refuse a word alignment (asked for in ``field``) from a model without attention."""
+    """Refuse a word alignment (asked for in ``field``) from a model without attention, or in onnxruntime."""
+    if mode != Alignment.none:
+        _torch_only(model, field)
     if mode != Alignment.none and not model.translator.model.attends:
         raise HTTPException(400, f"{field}: word alignments need a model with attention; {model.name} has none")
 
@@ -221,6 +234,7 @@ def _own_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig, guard:
     async def analyze_one(req: schemas.AnalyzeRequest, request: Request) -> dict:
         _check([req.q], sc, req.n_best)
         model = _model(models, req.model)
+        _torch_only(model, "/analyze")  # the page's attention and gates
         way = steer(sc.decode, req, [req.q], prefix=req.prefix, constraints=req.constraints, glossary=req.glossary,
                     n_best=req.n_best)
         mode = Alignment(req.alignment)
@@ -234,6 +248,7 @@ def _own_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig, guard:
     async def score(req: schemas.ScoreRequest, request: Request) -> list[dict]:
         _check([p.src for p in req.pairs] + [p.tgt for p in req.pairs], sc)
         model = _model(models, req.model)
+        _torch_only(model, "/score")
         guard.charge(request, sum(len(p.src) + len(p.tgt) for p in req.pairs))
         src, tgt = [clean(p.src) for p in req.pairs], [clean(p.tgt) for p in req.pairs]
         scores = await model.call(score_pairs, model.translator, src, tgt, sc.decode.batch_tokens)

@@ -9,6 +9,7 @@ from omegaconf import MISSING
 
 from nmt.choices import NON_NEGATIVE, RANGES, Checked, Quantize, check_device, check_setting, checked
 from nmt.config import DecodeConfig
+from nmt.config.export import Backend
 
 
 @dataclass
@@ -25,6 +26,7 @@ class ServeConfig(Checked):
     device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N
     workers: int = 1  # search batches in flight at once, each on its own thread (with threads=1: one per core)
     quantize: Quantize = Quantize.none  # none | int8 (CPU)
+    backend: Backend = Backend.torch  # torch | onnxruntime: checkpoint= and more= are `nmt export` directories (CPU)
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # the default search of every request
     batch_wait_ms: float = 10.0  # how long a request that finds the model idle waits for others to join its batch
     batch_linger_ms: float = 0.0  # after a search, how long its next batch waits for the clients it answered (0: not)

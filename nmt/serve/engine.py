@@ -15,6 +15,7 @@ from typing import Any
 
 from nmt.choices import Alignment
 from nmt.config import DecodeConfig
+from nmt.config.export import Backend
 from nmt.decoding import alignment
 from nmt.decoding.search import Hypothesis
 from nmt.decoding.translate import Translator
@@ -31,12 +32,14 @@ def clean(text: str) -> str:
 
 @dataclass
 class ServedModel:
-    """A loaded checkpoint, its name and language pair, and its batcher."""
+    """A loaded checkpoint (or ``nmt export`` directory: ``backend``), its name and language pair, and its
+    batcher."""
 
     name: str
     path: str
     translator: Translator
     batcher: Batcher
+    backend: Backend = Backend.torch
 
     @property
     def src_lang(self) -> str:
@@ -47,10 +50,10 @@ class ServedModel:
         return self.translator.config.data.tgt_lang
 
     def describe(self) -> dict[str, Any]:
-        archs = [str(m.cfg.arch) for m in self.translator.members]
+        archs = [str(m.cfg.arch) for m in self.translator.members] or [str(self.translator.config.model.arch)]
         return {"name": self.name, "source": self.src_lang, "target": self.tgt_lang,
                 "arch": archs[0] if len(archs) == 1 else archs, "attention": self.translator.model.attends,
-                "checkpoint": self.path, "step": self.translator.step}
+                "checkpoint": self.path, "step": self.translator.step, "backend": self.backend.value}
 
     async def translate(self, lines: list[str], dc: DecodeConfig, max_input_len: int,
                         prefixes: list[str] | None = None, terms: list[list[str]] | None = None
@@ -80,17 +83,20 @@ class ServedModel:
 
 
 def load_models(paths: list[str], quantize: str, wait_s: float, executor: ThreadPoolExecutor, workers: int = 1,
-                threads: Threads | None = None, device: str = "auto", linger_s: float = 0.0) -> list[ServedModel]:
-    """Each checkpoint (or ensemble ``[a,b,...]``) as a served model, named after its (first) run directory or
-    file, made unique; ``wait_s``, ``workers`` and ``linger_s``: its batcher's (nmt.serve.batcher)."""
+                threads: Threads | None = None, device: str = "auto", linger_s: float = 0.0,
+                backend: Backend | str = Backend.torch) -> list[ServedModel]:
+    """Each checkpoint (or ensemble ``[a,b,...]``; with ``backend="onnxruntime"``, each ``nmt export``
+    directory) as a served model, named after its (first) run directory or file, made unique; ``wait_s``,
+    ``workers`` and ``linger_s``: its batcher's (nmt.serve.batcher)."""
+    backend = Backend.parse(backend, "backend")
     models: list[ServedModel] = []
     for path in paths:
-        translator = Translator.open(path, quantize, device)
+        translator = Translator.open(path, quantize, device, backend)
         p = translator.paths[0] if path.startswith("[") else Path(path)
         name = p.name if p.is_dir() else f"{p.parent.name}-{p.stem}" if p.parent.name else p.stem
         while name in {m.name for m in models}:
             name += "+"
         batcher = Batcher(translator, executor, wait_s, workers, linger_s, threads=threads or FixedThreads(0))
-        models.append(ServedModel(name, path, translator, batcher))
+        models.append(ServedModel(name, path, translator, batcher, backend))
     return models
 

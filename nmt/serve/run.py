@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
 
+from nmt.config.export import Backend
 from nmt.data.load import resolve_path
 from nmt.runtime.process import Runtime
 from nmt.serve.app import create_app
@@ -33,9 +34,10 @@ def serve(sc: ServeConfig) -> None:
     executor = ThreadPoolExecutor(max_workers=sc.workers, thread_name_prefix="nmt-model")
     paths = [str(resolve_path(p)) for p in [sc.checkpoint, *sc.more]]
     models = load_models(paths, sc.quantize, sc.batch_wait_ms / 1000, executor, sc.workers, threads, sc.device,
-                         sc.batch_linger_ms / 1000)
+                         sc.batch_linger_ms / 1000, sc.backend)
     app = create_app(models, sc, executor, guard)
-    names = ", ".join(f"{m.name} ({m.src_lang}->{m.tgt_lang})" for m in models)
+    where = " in onnxruntime" if sc.backend == Backend.onnxruntime else ""
+    names = ", ".join(f"{m.name} ({m.src_lang}->{m.tgt_lang}{where})" for m in models)
     keys = f"; {len(guard.keys)} API key{'s' * (len(guard.keys) > 1)}" if guard.keys else ""
     print(f"serving {names} at http://{sc.host}:{sc.port}/ (API schema at /docs{keys}); Ctrl-C stops", flush=True)
     server = GracefulServer(uvicorn.Config(app, host=sc.host, port=sc.port, log_level="warning", access_log=False,
