@@ -57,7 +57,14 @@ class Model:
 
     @property
     def target_lang(self) -> str:
+        """The target language, ``mul`` for a one-to-many model (:attr:`pairs`)."""
         return self.translator.config.data.tgt_lang
+
+    @property
+    def pairs(self) -> list[str]:
+        """The language pairs (``SRC-TGT``) the model translates: a multilingual model's, or its one pair."""
+        data = self.translator.config.data
+        return list(data.pairs) or [f"{data.src_lang}-{data.tgt_lang}"]
 
     @property
     def device(self) -> torch.device:
@@ -65,7 +72,7 @@ class Model:
 
     def translate(self, sentences: str | Sequence[str], *, prefix: str | Sequence[str] | None = None,
                   constraints: Sequence[Sequence[str]] | None = None, glossary: str | Path | dict[str, str] | None
-                  = None, max_input_len: int = 250, **decode: Any
+                  = None, max_input_len: int = 250, target: str | None = None, **decode: Any
                   ) -> str | list[str] | list[Translation] | list[list[Translation]]:
         """Translations of one sentence or of a list, in order (empty sentences give empty translations).
 
@@ -74,7 +81,8 @@ class Model:
         ``n_best`` > 1 each sentence gives its :class:`Translation` list, best first. ``prefix``: the text each
         translation must start with (one per sentence, "" for none), which the model continues. ``constraints``:
         per sentence, the target phrases its translation must hold; ``glossary``: a TSV file or a dict of source
-        term -> target term, applied where a source term occurs (both by constrained beam search)."""
+        term -> target term, applied where a source term occurs (both by constrained beam search). ``target``: the
+        target language of a multilingual model (one of :attr:`pairs`; None: its only one)."""
         from nmt.decoding.terms import Glossary, sentence_terms
 
         lines = [sentences] if isinstance(sentences, str) else list(sentences)
@@ -85,26 +93,27 @@ class Model:
         dc = decode_config(**decode)
         if dc.n_best == 1:
             out: list[Any] = self.translator.translate(lines, dc, max_input_len=max_input_len, prefixes=starts,
-                                                       terms=terms)
+                                                       terms=terms, target=target)
         else:
             from nmt.decoding.search import decode_all
 
-            ids, t = self.translator.encode(lines, max_input_len), self.translator
+            ids, t = self.translator.encode(lines, max_input_len, target=target), self.translator
             out = [[Translation(t, h.logprob, h.score) for t, h in zip(self._texts(hyps), hyps, strict=True)]
                    for hyps in decode_all(t.model, ids, dc, prefixes=t.encode_prefixes(starts, len(lines)),
                                           terms=t.encode_terms(terms, len(lines)), glue=t.glue)]
         return out[0] if isinstance(sentences, str) else out
 
-    def align(self, sentences: Sequence[str], *, max_input_len: int = 250, **decode: Any) -> list[Aligned]:
-        """Translations (``decode`` as in :meth:`translate`, one each) with their word alignments; a model without
-        attention is refused (nmt.errors.NMTError)."""
+    def align(self, sentences: Sequence[str], *, max_input_len: int = 250, target: str | None = None,
+              **decode: Any) -> list[Aligned]:
+        """Translations (``decode`` and ``target`` as in :meth:`translate`, one each) with their word alignments; a
+        model without attention is refused (nmt.errors.NMTError)."""
         from nmt.decoding import alignment
         from nmt.decoding.search import decode_best
 
         t = self.translator
         t.check_alignment(Alignment.hard)
         dc = decode_config(**decode)
-        ids = t.encode(list(sentences), max_input_len)
+        ids = t.encode(list(sentences), max_input_len, target=target)
         hyps = decode_best(t.model, ids, dc)
         out = []
         for s, h, text, m in zip(ids, hyps, t.tokenizer.decode_tgt(hyps), t.word_alignments(ids, hyps), strict=True):
@@ -116,13 +125,16 @@ class Model:
     def _texts(self, hyps: list) -> list[str]:
         return self.translator.tokenizer.decode_tgt([h.tokens for h in hyps]) if hyps else []
 
-    def score(self, sources: Sequence[str], targets: Sequence[str], batch_tokens: int = 4096) -> list[float]:
-        """log p(target | source) of each pair, summed over the target's pieces and EOS (Cho et al. 2014)."""
+    def score(self, sources: Sequence[str], targets: Sequence[str], batch_tokens: int = 4096,
+              target: str | None = None) -> list[float]:
+        """log p(target | source) of each pair, summed over the target's pieces and EOS (Cho et al. 2014);
+        ``target``: a multilingual model's target language, as in :meth:`translate`."""
         from nmt.evaluation.score import score_pairs
 
         if len(sources) != len(targets):
             raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
-        return [lp for lp, _ in score_pairs(self.translator, list(sources), list(targets), batch_tokens)]
+        return [lp for lp, _ in score_pairs(self.translator, list(sources), list(targets), batch_tokens,
+                                            target=target)]
 
     def analyze(self, sentence: str, *, max_input_len: int = 250, **decode: Any) -> dict[str, Any]:
         """One sentence translated (``decode`` as in :meth:`translate`) with what the model did: source and target

@@ -231,6 +231,7 @@ def check_compatible(ckpt: dict[str, Any], model_cfg: ModelConfig, data_cfg: Dat
              if k not in ModelConfig.RESUMABLE and saved[k] != wanted[k]]
     saved_data = ckpt.get("config", {}).get("data")
     if data_cfg is not None and saved_data:  # the checkpoint's sentencepiece models were made with these
+        saved_data = {"pairs": [], **saved_data}  # a checkpoint from before data.pairs is a single-pair one
         wanted_data = to_plain(data_cfg)
         diffs += [f"data.{k}: checkpoint {saved_data[k]!r} vs requested {wanted_data[k]!r}"
                   for k in DataConfig.VOCABULARY_KEYS if k in saved_data and saved_data[k] != wanted_data[k]]

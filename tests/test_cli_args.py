@@ -24,7 +24,7 @@ AWKWARD = ["data(1).xx", "a,b.xx", "x=y.xx", "v[2].xx", "with space.xx", "it's.x
 
 def test_string_keys_are_found_in_nested_configs() -> None:
     assert string_keys(TranslateConfig) == {"checkpoint", "input", "output", "prefix", "threads", "device",
-                                              "constraints", "glossary"}
+                                              "constraints", "glossary", "tgt_lang"}
     keys = string_keys(Config)
     assert {"data.path", "data.local_dir", "name", "run_dir"} <= keys
     assert not keys & {"train.lr", "model.arch", "train.resume"}  # numbers, choices and flags are not quoted

@@ -41,7 +41,7 @@ def _interactive(translator: Translator, tc: TranslateConfig, glossary: Glossary
                 print(file=sys.stderr)
                 return
             print(translator.translate([line], tc.decode, max_input_len=tc.max_input_len,
-                                       terms=sentence_terms([line], None, glossary))[0], flush=True)
+                                       terms=sentence_terms([line], None, glossary), target=tc.tgt_lang)[0], flush=True)
     finally:
         if readline is not None:
             try:
@@ -107,6 +107,7 @@ def run_translate(tc: TranslateConfig) -> None:
     threads = Runtime.install(tc.threads, tune_memory=False, signals=False).threads
     translator = Translator.open(tc.checkpoint, tc.quantize, tc.device, tc.backend)
     translator.check_alignment(tc.decode.alignment)
+    translator.source_tag(tc.tgt_lang)  # a language the model lacks is refused before any input is read
     if tc.input == "-" and sys.stdin.isatty() and tc.prefix is None and tc.constraints is None:
         _interactive(translator, tc, glossary)
         return
@@ -129,7 +130,7 @@ def run_translate(tc: TranslateConfig) -> None:
             threads.restart()
             texts = write(chunk, tc.decode, max_input_len=tc.max_input_len, first_line=done + 1, on_batch=advance,
                           prefixes=None if starts is None else _take(starts, len(chunk), tc.prefix),
-                          terms=_terms(chunk, held, tc, glossary))
+                          terms=_terms(chunk, held, tc, glossary), target=tc.tgt_lang)
             out.write("".join(text + "\n" for text in texts))
             out.flush()
             done += len(chunk)

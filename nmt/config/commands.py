@@ -67,6 +67,7 @@ class TranslateConfig(Checked):
     constraints: str | None = None  # a file, a line per input line: target phrases it must hold, tab-separated
     glossary: str | None = None  # a TSV file "source term<TAB>target term": where a term occurs, its target must
     max_input_len: int = 250  # source pieces kept per line; longer lines are truncated with a warning
+    tgt_lang: str | None = None  # a multilingual model's target language (data.pairs); null: its only one
     threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
     device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N
     quantize: Quantize = Quantize.none  # none | int8: dynamic int8 weights for the linear and GRU layers (CPU)
@@ -80,6 +81,7 @@ class EvaluateConfig(Checked):
 
     checkpoint: str = MISSING  # a checkpoint file, or a run directory (its best.pt)
     splits: list[Split] = field(default_factory=lambda: [Split.test])  # splits of the checkpoint's data config
+    pair: str | None = None  # a multilingual model: evaluate this pair (SRC-TGT) only; null: each of its pairs
     src: str | None = None  # a source file to evaluate (with ref)
     ref: str | None = None  # its reference translations, line-aligned
     sacrebleu_set: str | None = None  # a sacrebleu test set name (e.g. wmt14), downloaded by sacrebleu
@@ -112,6 +114,7 @@ class ScoreConfig(Checked):
     weight: float = 1.0  # weight of the model score when reranking
     output: str = "-"  # "-": stdout
     batch_tokens: int = 4096  # pieces per scoring batch
+    tgt_lang: str | None = None  # a multilingual model's target language (data.pairs); null: its only one
     threads: str = checked("auto", check_setting)  # torch intra-op threads: auto (adapts: nmt.runtime.threads) | N | 0
     device: str = checked("auto", check_device)  # auto (a visible GPU, else the CPU) | cpu | cuda | cuda:N
 

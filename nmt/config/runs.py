@@ -34,6 +34,7 @@ from nmt.choices import (
     check_setting,
     checked,
 )
+from nmt.config.pairs import parse_pairs, side_language
 from nmt.errors import ConfigValueError
 
 
@@ -81,10 +82,31 @@ class DataConfig(Checked):
     # rate; unigram: the smoothing exponent of Kudo 2018); 0: off, every epoch the same pieces (dev and test always)
     spm_nbest: int = 64  # unigram with spm_alpha > 0: sample among this many best segmentations (Kudo's l)
     spm_sample: SpmSample = SpmSample.both  # src | tgt | both: the side(s) spm_alpha samples
+    pairs: list[str] = field(default_factory=list)  # multilingual (nmt.config.pairs): SRC-TGT pairs trained as one
+    # model, each source led by its target's tag <2tgt>; src_lang/tgt_lang become the sides' language or mul
+    pair_temperature: float = 1.0  # pair sampling: pair i's share of an epoch is n_i^(1/T) normalised; 1: as the
+    # corpora are (proportional), large (e.g. 1000): balanced, the same number of pairs from each
 
     # the settings the sentencepiece models of a checkpoint were made with: a resumed run must keep them
     VOCABULARY_KEYS: ClassVar[tuple[str, ...]] = ("src_lang", "tgt_lang", "vocab_size", "spm_model_type",
-                                                  "joint_vocab")
+                                                  "joint_vocab", "pairs")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.pairs:
+            if self.pair_temperature != 1.0:
+                raise ConfigValueError("data.pair_temperature samples among data.pairs: give data.pairs too")
+            return
+        self.pairs = [str(p) for p in self.pairs]
+        parsed = parse_pairs(self.pairs)
+        self.src_lang = side_language(parsed, 0, self.src_lang, "data.src_lang")
+        self.tgt_lang = side_language(parsed, 1, self.tgt_lang, "data.tgt_lang")
+        if not self.joint_vocab:
+            raise ConfigValueError("data.pairs needs data.joint_vocab=true: one sentencepiece model holds every "
+                                   "language and the tags")
+        if self.spm_alpha > 0:
+            raise ConfigValueError("data.spm_alpha (subword sampling) is not supported with data.pairs yet: set "
+                                   "data.spm_alpha=0")
 
     @classmethod
     def from_dict(cls, d: dict) -> DataConfig:
@@ -197,4 +219,4 @@ class Config:
 
 
 # the ranges of the subword-sampling keys, beside the other DataConfig ones in nmt.choices.RANGES
-RANGES["DataConfig"].update(spm_alpha=Range(0, 1), spm_nbest=Range(2))
+RANGES["DataConfig"].update(spm_alpha=Range(0, 1), spm_nbest=Range(2), pair_temperature=Range(0, lo_open=True))

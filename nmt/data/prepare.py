@@ -17,7 +17,9 @@ import datasets
 import pyarrow.compute as pc
 
 from nmt.config import DataConfig
+from nmt.config.pairs import parse_pairs
 from nmt.data.load import load_split
+from nmt.data.multilingual import LanguageTexts, combine, load_pairs
 from nmt.data.tokenizer import Tokenizer, train_or_load
 
 
@@ -70,18 +72,20 @@ class TextColumn:
         return len(self.ds)
 
 
-def _encode(b: dict, tok: Tokenizer) -> dict:
+def _encode(b: dict, tok: Tokenizer, tags: list[int] | None = None) -> dict:
     src, tgt = tok.encode_src(b["src"]), tok.encode_tgt(b["tgt"])
+    if tags:  # multilingual: the pair's target tag is the first source piece
+        src = [[tags[p], *s] for s, p in zip(src, b["pair"], strict=True)]
     return {"src_ids": src, "tgt_ids": tgt, "src_len": [len(x) for x in src], "tgt_len": [len(x) for x in tgt]}
 
 
-def tokenize(ds: datasets.Dataset, tok: Tokenizer, key: str) -> datasets.Dataset:
+def tokenize(ds: datasets.Dataset, tok: Tokenizer, key: str, tags: list[int] | None = None) -> datasets.Dataset:
     """Add ``src_ids``, ``tgt_ids`` and their lengths ``src_len``, ``tgt_len`` with ``datasets.map`` (cached
-    on disk per dataset and tokenizer)."""
-    fp = hashlib.sha256(f"{ds._fingerprint}|{key}|len".encode()).hexdigest()[:16]
+    on disk per dataset and tokenizer); ``tags``: the tag id of each pair index of a ``pair`` column."""
+    fp = hashlib.sha256(f"{ds._fingerprint}|{key}|len{tags or ''}".encode()).hexdigest()[:16]
     return ds.map(
         _encode,
-        fn_kwargs={"tok": tok},
+        fn_kwargs={"tok": tok, "tags": tags},
         batched=True,
         batch_size=2000,
         new_fingerprint=fp,
@@ -97,22 +101,21 @@ def prepare(cfg: DataConfig, tokenizer: Tokenizer | None = None) -> Corpus:
     :param tokenizer: use this one (e.g. from a checkpoint being resumed) instead of training one.
     """
     datasets.disable_progress_bars()
-    train = load_split(cfg, "train")
-    dev = load_split(cfg, "dev")
-    load_split(cfg, "test")  # not used in training, but checked now: a bad test split stops the run before it starts
-    if tokenizer is None:
-        tokenizer = train_or_load(TextColumn(train, "src"), TextColumn(train, "tgt"), cfg)
+    train, dev, tokenizer = _load(cfg, tokenizer)
     key = hashlib.sha256(tokenizer.src_model + b"|" + tokenizer.tgt_model).hexdigest()
-    train_t = tokenize(train, tokenizer, key)
+    tags = [tokenizer.tag_id(t) for _, t in parse_pairs(cfg.pairs)] or None
+    train_t = tokenize(train, tokenizer, key, tags)
     texts = ["src", "tgt"] if cfg.spm_alpha > 0 else []  # subword sampling re-encodes them each epoch
-    keep = train_t.select_columns(["src_ids", "tgt_ids", "src_len", "tgt_len", *texts]).filter(
-        lambda src_len, tgt_len: [0 < s <= cfg.max_len and 0 < t <= cfg.max_len
+    lead = 1 if tags else 0  # the tag is not part of the sentence: an empty sentence is still dropped
+    keep = train_t.select_columns(["src_ids", "tgt_ids", "src_len", "tgt_len", *texts, *(["pair"] if tags else [])]
+                                  ).filter(
+        lambda src_len, tgt_len: [lead < s <= cfg.max_len and 0 < t <= cfg.max_len
                                   for s, t in zip(src_len, tgt_len, strict=True)],
         input_columns=["src_len", "tgt_len"],
         batched=True,
         desc="filtering",
     )
-    dev_t = tokenize(dev, tokenizer, key)
+    dev_t = tokenize(dev, tokenizer, key, tags)
     return Corpus(
         tokenizer=tokenizer,
         train=keep,
@@ -121,3 +124,18 @@ def prepare(cfg: DataConfig, tokenizer: Tokenizer | None = None) -> Corpus:
         dev_refs=list(dev["tgt"]),
         n_train_raw=len(train),
     )
+
+
+def _load(cfg: DataConfig, tokenizer: Tokenizer | None) -> tuple[datasets.Dataset, datasets.Dataset, Tokenizer]:
+    """The train and dev splits (several pairs: combined, nmt.data.multilingual), the test split checked, and the
+    tokenizer (``tokenizer``, else trained or reused from the cache)."""
+    if not cfg.pairs:
+        train, dev = load_split(cfg, "train"), load_split(cfg, "dev")
+        load_split(cfg, "test")  # not used in training, but checked now: a bad test split stops the run at once
+        texts = (TextColumn(train, "src"), TextColumn(train, "tgt"))
+    else:
+        parts = load_pairs(cfg, "train")
+        train, dev = combine(parts), combine(load_pairs(cfg, "dev"), interleave=True)
+        load_pairs(cfg, "test")
+        texts = (LanguageTexts(parts, cfg.pairs), [])  # every language once; joint_vocab chains the two sides
+    return train, dev, tokenizer if tokenizer is not None else train_or_load(*texts, cfg)

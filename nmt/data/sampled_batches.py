@@ -19,6 +19,7 @@ import numpy as np
 from nmt.config import DataConfig, TrainConfig
 from nmt.config.runs import SpmSample
 from nmt.data.batching import BatchIterator
+from nmt.data.multilingual import PairSampledBatchIterator
 from nmt.data.prepare import Corpus, TextColumn
 from nmt.data.subword_sampling import BpeDropout, Segmenter, sample_all, segmenter
 from nmt.errors import NMTError
@@ -31,7 +32,10 @@ log = logging.getLogger("nmt.data")
 
 def training_batches(corpus: Corpus, data: DataConfig, tc: TrainConfig) -> BatchIterator:
     """The training batches of a run: over the pieces encoded once (``data.spm_alpha=0``), or over pieces sampled
-    anew each epoch (:class:`SampledBatchIterator`)."""
+    anew each epoch (:class:`SampledBatchIterator`), or over pairs drawn by ``data.pair_temperature``."""
+    if data.pairs and data.pair_temperature != 1:  # several pairs, each epoch's share drawn by temperature
+        return PairSampledBatchIterator.over(corpus.train, data.pair_temperature, tc.batch_tokens, seed=tc.seed,
+                                             max_sentences=tc.batch_sentences)
     if data.spm_alpha == 0:
         return BatchIterator.from_dataset(corpus.train, tc.batch_tokens, shuffle=True, seed=tc.seed,
                                           max_sentences=tc.batch_sentences)

@@ -18,6 +18,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from nmt.config import DataConfig
+from nmt.config.pairs import parse_pairs, tag, targets
 from nmt.errors import NMTError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -58,6 +59,14 @@ class Tokenizer:
     def encode_tgt(self, texts: Sequence[str]) -> list[list[int]]:
         """Target sentences to piece ids (no BOS/EOS; batching adds them)."""
         return self.tgt.encode(list(texts))
+
+    def tag_id(self, lang: str) -> int:
+        """The source piece of the tag that asks for target language ``lang`` (``<2lang>``, nmt.config.pairs)."""
+        i = self.src.piece_to_id(tag(lang))
+        if i == UNK:
+            raise NMTError(f"the model's sentencepiece vocabulary has no tag {tag(lang)}: it was not trained into "
+                           f"{lang}")
+        return i
 
     def decode_tgt(self, ids: Sequence[Sequence[int]]) -> list[str]:
         """Target piece ids back to detokenized text."""
@@ -102,6 +111,7 @@ def _train_one(sentences: Iterable[str], n: int, cfg: DataConfig, vocab_size: in
             input_sentence_size=cfg.spm_input_sentence_size,
             shuffle_input_sentence=True,
             pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+            **({"user_defined_symbols": symbols(cfg)} if cfg.pairs else {}),  # single pair: the model as before
             minloglevel=2,
             num_threads=2,
         )
@@ -125,11 +135,18 @@ def _training_error(message: str, vocab_size: int) -> NMTError:
     return NMTError(f"sentencepiece training failed with {asked}: {text or 'no message'}")
 
 
+def symbols(cfg: DataConfig) -> list[str]:
+    """The pieces sentencepiece must keep whole: the target-language tags of a multilingual config (none else)."""
+    return [tag(lang) for lang in targets(parse_pairs(cfg.pairs))]
+
+
 def cache_key(src_texts: Iterable[str], tgt_texts: Iterable[str], cfg: DataConfig) -> str:
     """Hash of the training text (read once, streaming) and the settings that shape the model."""
     h = hashlib.sha256()
     settings = [cfg.vocab_size, cfg.spm_model_type, cfg.joint_vocab, cfg.character_coverage,
                 cfg.spm_input_sentence_size, spm.__version__]
+    if cfg.pairs:  # a single-pair config keeps the key it always had
+        settings.append(symbols(cfg))
     h.update(json.dumps(settings).encode())
     for side in (src_texts, tgt_texts):
         h.update(b"\x00side\x00")

@@ -14,6 +14,7 @@ from nmt import checkpoint
 from nmt.choices import Alignment, Quantize
 from nmt.config import Config, DecodeConfig
 from nmt.config.export import Backend
+from nmt.config.pairs import choose_target
 from nmt.data.batching import collate
 from nmt.data.load import resolve_path
 from nmt.data.tokenizer import UNK, Tokenizer
@@ -93,29 +94,46 @@ class Translator:
         """Search scores only ``pieces`` (and the special ones); None: the whole vocabulary."""
         restrict_members(self.members, [pieces] * len(self.members))
 
-    def encode(self, lines: Sequence[str], max_input_len: int, first_line: int = 1) -> list[list[int]]:
-        """Source piece ids, truncated to ``max_input_len`` with one warning naming the first long line.
+    def source_tag(self, target: str | None = None) -> int | None:
+        """The tag piece a multilingual model's sources start with to ask for ``target`` (None: the model's only
+        target language); None for a single-pair model. A language the model lacks is one line naming its pairs."""
+        data = self.config.data
+        lang = choose_target(data.pairs, data.src_lang, data.tgt_lang, target)
+        return None if lang is None else self.tokenizer.tag_id(lang)
+
+    def tagged(self, ids: list[list[int]], target: str | None) -> list[list[int]]:
+        """``ids`` with the tag of ``target`` (:meth:`source_tag`) before each non-empty source."""
+        tag = self.source_tag(target)
+        return ids if tag is None else [[tag, *x] if x else [] for x in ids]
+
+    def encode(self, lines: Sequence[str], max_input_len: int, first_line: int = 1,
+               target: str | None = None) -> list[list[int]]:
+        """Source piece ids, truncated to ``max_input_len`` with one warning naming the first long line, and led by
+        the tag of ``target`` for a multilingual model (:meth:`source_tag`).
 
         Lone surrogates (which decoding stdin with ``surrogateescape`` can produce, and sentencepiece refuses)
         become U+FFFD, an unknown piece.
         """
+        self.source_tag(target)  # a bad target is refused before any work
         ids = self.tokenizer.encode_src([x.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for x in lines])
         long = [i for i, x in enumerate(ids) if len(x) > max_input_len]
         if long:
             log.warning("line %d (and %d more) longer than %d pieces: truncated", first_line + long[0],
                         len(long) - 1, max_input_len)
             ids = [x[:max_input_len] for x in ids]
-        return ids
+        return self.tagged(ids, target)
 
     def translate(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
                   first_line: int = 1, on_batch: Callable[[int, int], None] | None = None,
-                  prefixes: Sequence[str] | None = None, terms: Sequence[Sequence[str]] | None = None) -> list[str]:
-        """One translation per input line, in input order; empty lines give empty lines. ``on_batch``: see
+                  prefixes: Sequence[str] | None = None, terms: Sequence[Sequence[str]] | None = None,
+                  target: str | None = None) -> list[str]:
+        """One translation per input line, in input order, into ``target`` (a multilingual model's target language:
+        :meth:`source_tag`); empty lines give empty lines. ``on_batch``: see
         nmt.decoding.search.decode_all. ``prefixes``: per line, the text its translation must start with ("":
         none), e.g. what a translator has typed; the model continues it. ``terms``: per line, target phrases its
         translation must hold (constraints, a glossary's terms: nmt.decoding.terms.sentence_terms); a phrase the
         beam could not place is named in a warning."""
-        ids = self.encode(lines, max_input_len, first_line)
+        ids = self.encode(lines, max_input_len, first_line, target)
         found = decode_all(self.model, ids, dc, on_batch, self.encode_prefixes(prefixes, len(lines)),
                            self.encode_terms(terms, len(lines)), self.glue)
         self.warn_missing(found, first_line)
@@ -186,12 +204,13 @@ class Translator:
 
     def nbest(self, lines: Sequence[str], dc: DecodeConfig, *, max_input_len: int = 250,
               first_line: int = 1, on_batch: Callable[[int, int], None] | None = None,
-              prefixes: Sequence[str] | None = None, terms: Sequence[Sequence[str]] | None = None) -> list[str]:
+              prefixes: Sequence[str] | None = None, terms: Sequence[Sequence[str]] | None = None,
+              target: str | None = None) -> list[str]:
         """Moses-format n-best lines ``id ||| translation ||| logprob= L ||| score``, ``dc.n_best`` per non-empty
         input line, best first (id: the 0-based input line; L: log p(translation + EOS | source); score: L over
         the length penalty, which ranks them). ``nmt score nbest=... rerank=true`` reads them back."""
         out = []
-        ids = self.encode(lines, max_input_len, first_line)
+        ids = self.encode(lines, max_input_len, first_line, target)
         found = decode_all(self.model, ids, dc, on_batch, self.encode_prefixes(prefixes, len(lines)),
                            self.encode_terms(terms, len(lines)), self.glue)
         self.warn_missing(found, first_line)

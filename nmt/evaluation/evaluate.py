@@ -12,7 +12,9 @@ from tqdm import tqdm
 
 from nmt.choices import DecodeMethod, Quantize, to_plain
 from nmt.config import DataConfig, EvaluateConfig
+from nmt.config.pairs import parse_pair, parse_pairs, shown
 from nmt.data.load import check_parallel, existing_file, load_split, read_lines, resolve_path
+from nmt.data.multilingual import pair_config
 from nmt.decoding.translate import Translator, checkpoint_paths
 from nmt.errors import NMTError
 from nmt.evaluation.metrics import corpus_scores, paired_bootstrap
@@ -39,22 +41,41 @@ def _sacrebleu_set(name: str, src_lang: str, tgt_lang: str) -> tuple[list[str], 
     return list(read_lines(Path(src))), list(read_lines(Path(refs[0])))
 
 
-def _test_sets(ec: EvaluateConfig, data: DataConfig) -> dict[str, tuple[list[str], list[str]]]:
-    sets: dict[str, tuple[list[str], list[str]]] = {}
+TestSets = dict[str, tuple[list[str], list[str], str | None]]  # name -> sources, references, target language
+
+
+def eval_pairs(ec: EvaluateConfig, data: DataConfig) -> list[tuple[str, str]]:
+    """The pairs to evaluate: ``ec.pair``, else every pair of a multilingual model, else its one pair; a pair the
+    model does not have is one line naming its pairs."""
+    have = parse_pairs(data.pairs) or [(data.src_lang, data.tgt_lang)]
+    if ec.pair is None:
+        return have
+    pair = parse_pair(ec.pair, "pair")
+    if pair not in have:
+        raise NMTError(f"pair={ec.pair}: the model does not translate it; it has {shown(have)}")
+    return [pair]
+
+
+def _test_sets(ec: EvaluateConfig, data: DataConfig) -> TestSets:
+    """Each split of each pair (named ``split`` for a single-pair model, ``split.SRC-TGT`` for a multilingual one),
+    the src/ref files and the sacrebleu set (into the first pair's target) as sources, references, target."""
+    pairs, sets = eval_pairs(ec, data), {}
+    targets = [t if data.pairs else None for _, t in pairs]
     for split in ec.splits:
-        ds = load_split(data, split)
-        sets[split] = (ds["src"], ds["tgt"])
+        for (s, t), target in zip(pairs, targets, strict=True):
+            ds = load_split(pair_config(data, s, t) if data.pairs else data, split)
+            sets[f"{split}.{s}-{t}" if data.pairs else split] = (ds["src"], ds["tgt"], target)
     if (ec.src is None) != (ec.ref is None):
         raise NMTError("give both src and ref files, or neither")
     if ec.src and ec.ref:
         src, ref = existing_file(ec.src, "source"), existing_file(ec.ref, "reference")
         check_parallel(src, ref)
-        sets[src.name] = (list(read_lines(src)), list(read_lines(ref)))
+        sets[src.name] = (list(read_lines(src)), list(read_lines(ref)), targets[0] if ec.pair else None)
     if ec.sacrebleu_set:
-        sets[ec.sacrebleu_set] = _sacrebleu_set(ec.sacrebleu_set, data.src_lang, data.tgt_lang)
+        sets[ec.sacrebleu_set] = (*_sacrebleu_set(ec.sacrebleu_set, *pairs[0]), targets[0])
     if not sets:
         raise NMTError("nothing to evaluate: give splits, src/ref files or sacrebleu_set")
-    for name, (src, refs) in sets.items():
+    for name, (src, refs, _) in sets.items():
         if len(src) != len(refs):
             raise NMTError(f"test set {name}: {len(src)} source sentences but {len(refs)} references")
     return sets
@@ -80,7 +101,7 @@ def output_tag(ec: EvaluateConfig) -> str:
 
 
 def _evaluate_set(translator: Translator, ec: EvaluateConfig, src: list[str], refs: list[str], name: str,
-                  threads: Threads) -> dict:
+                  threads: Threads, target: str | None = None) -> dict:
     """Translate one test set (a progress bar on a terminal) and score it; prints the scores."""
     start = time.perf_counter()
 
@@ -90,7 +111,7 @@ def _evaluate_set(translator: Translator, ec: EvaluateConfig, src: list[str], re
 
     with tqdm(total=len(src), unit="sent", desc=name, disable=not sys.stderr.isatty(), leave=False) as bar:
         threads.restart()
-        hyps = translator.translate(src, ec.decode, max_input_len=ec.max_input_len, on_batch=advance)
+        hyps = translator.translate(src, ec.decode, max_input_len=ec.max_input_len, on_batch=advance, target=target)
     seconds = time.perf_counter() - start
     scores = corpus_scores(hyps, refs, bootstrap=ec.bootstrap, lowercase=ec.lowercase)
     ci = f" ± {scores['bleu']['ci95']}" if "ci95" in scores["bleu"] else ""
@@ -134,8 +155,8 @@ def evaluate(ec: EvaluateConfig) -> dict:
     names = [str(resolve_path(p)) for p in members]
     report = {"checkpoint": names if len(names) > 1 else names[0], "step": translator.step,
               "quantize": str(ec.quantize), "decode": to_plain(ec.decode), "sets": {}}
-    for name, (src, refs) in sets.items():
-        result = _evaluate_set(translator, ec, src, refs, name, threads)
+    for name, (src, refs, target) in sets.items():
+        result = _evaluate_set(translator, ec, src, refs, name, threads, target)
         (out_dir / f"{name}.{tag}.hyp").write_text("".join(h + "\n" for h in result.pop("hyps")), encoding="utf-8")
         report["sets"][name] = result
     path = out_dir / f"report.{tag}.json"

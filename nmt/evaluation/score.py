@@ -22,13 +22,14 @@ from nmt.runtime.threads import FixedThreads, Threads
 @torch.no_grad()
 def score_pairs(translator: Translator, src: Sequence[str], tgt: Sequence[str], batch_tokens: int = 4096,
                 threads: Threads | None = None, *, eos: bool = True,
-                on_batch: Callable[[int], None] | None = None) -> list[tuple[float, int]]:
+                on_batch: Callable[[int], None] | None = None, target: str | None = None) -> list[tuple[float, int]]:
     """log p(y|x) of each pair and the number of scored target pieces (the sentence's pieces + EOS); ``threads``
     (``threads=auto``) is told each batch's time. ``eos=False`` leaves the EOS term out (phrase pairs:
-    nmt.evaluation.phrase_table); ``on_batch`` is told each batch's number of pairs once it is scored."""
+    nmt.evaluation.phrase_table); ``on_batch`` is told each batch's number of pairs once it is scored. ``target``:
+    a multilingual model's target language (nmt.decoding.translate.Translator.source_tag)."""
     threads = threads or FixedThreads(0)
     tok = translator.tokenizer
-    s_ids, t_ids = tok.encode_src(src), tok.encode_tgt(tgt)
+    s_ids, t_ids = translator.tagged(tok.encode_src(src), target), tok.encode_tgt(tgt)
     out: list[tuple[float, int]] = [(0.0, 0)] * len(src)
     s_len, t_len = [len(x) for x in s_ids], [len(y) for y in t_ids]
     for group in token_batches(s_len, t_len, batch_tokens, shuffle=False):
@@ -74,7 +75,8 @@ def _rescore_nbest(translator: Translator, sc: ScoreConfig) -> list[str]:
             raise NMTError(f"{nbest_path}:{n}: not a Moses n-best line for {len(sources)} sources "
                            "(id ||| hypothesis ||| features [||| total])")
         entries.append(fields)
-    scores = score_pairs(translator, [sources[int(f[0])] for f in entries], [f[1] for f in entries], sc.batch_tokens)
+    scores = score_pairs(translator, [sources[int(f[0])] for f in entries], [f[1] for f in entries], sc.batch_tokens,
+                         target=sc.tgt_lang)
     rows = []
     for fields, (lp, _) in zip(entries, scores, strict=True):
         fields = list(fields)
@@ -93,11 +95,13 @@ def run_score(sc: ScoreConfig) -> None:
     refuse_overwrite(sc.output, {"src": sc.src, "tgt": sc.tgt, "tsv": sc.tsv, "nbest": sc.nbest})
     threads = Runtime.install(sc.threads, tune_memory=False, signals=False).threads
     translator = Translator.open(sc.checkpoint, device=sc.device)
+    translator.source_tag(sc.tgt_lang)  # a language the model lacks is refused before anything is read
     if sc.nbest:
         lines = _rescore_nbest(translator, sc)
     else:
         src, tgt = _pairs(sc)
-        lines = [f"{lp:.4f}\t{lp / n:.4f}" for lp, n in score_pairs(translator, src, tgt, sc.batch_tokens, threads)]
+        lines = [f"{lp:.4f}\t{lp / n:.4f}" for lp, n in score_pairs(translator, src, tgt, sc.batch_tokens, threads,
+                                                                       target=sc.tgt_lang)]
     out = sys.stdout if sc.output == "-" else open(Path(sc.output).expanduser(), "w", encoding="utf-8")
     try:
         out.write("".join(line + "\n" for line in lines))

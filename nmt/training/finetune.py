@@ -29,7 +29,7 @@ log = logging.getLogger("nmt.train")
 
 # the TrainState fields each train.init_keep item takes from the parent's last.pt
 KEPT_STATE = {InitKeep.schedule: ("step", "lr_scale", "plateau_bad"), InitKeep.best: ("best", "best_step", "bad_evals")}
-LANGUAGES = ("src_lang", "tgt_lang")  # the direction the parent translates: the new data must have it too
+LANGUAGES = ("src_lang", "tgt_lang", "pairs")  # the direction(s) the parent translates: the new data must have them
 
 
 def load_parent(cfg: Config) -> checkpoint.Checkpoint:
@@ -78,6 +78,7 @@ def _merged_model(requested: ModelConfig, source: checkpoint.Checkpoint) -> Mode
 
 def _merged_data(requested: DataConfig, source: checkpoint.Checkpoint) -> DataConfig:
     saved = source.payload.get("config", {}).get("data") or {}  # older checkpoints: nothing to check
+    saved = {"pairs": [], **saved} if saved else saved  # from before data.pairs: a single-pair model
     want = to_plain(requested)
     wrong = [f"data.{k}: checkpoint {saved[k]!r} vs requested {want[k]!r}" for k in LANGUAGES
              if k in saved and saved[k] != want[k]]
