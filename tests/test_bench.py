@@ -72,7 +72,7 @@ def test_bf16_training_adds_the_bf16_ceiling_and_its_share() -> None:
              "tgt_tokens_per_update": 1.0, "padding_share": 0.1, "useful_gflop_s": 90.0, "peak_rss_mb": 1.0}
     text = bench.table({"cpu": "cpu", "threads": "2", "torch": "2", "config": asdict(bc), "train": train,
                         "ceiling": {"large": 100.0, "large bf16": 300.0}})
-    assert "| bf16 matmul 64x64x64" in text and "| bf16 |" in text
+    assert "| bf16 matmul 64x64x64" in text and "| bf16 (bf16 in use) |" in text
     assert "90% of the 64^3 fp32 matmul ceiling, 30% of the bf16 one" in text
 
 

@@ -14,7 +14,7 @@ from nmt import checkpoint
 from nmt.choices import Alignment, Quantize
 from nmt.config import Config, DecodeConfig
 from nmt.config.export import Backend
-from nmt.config.pairs import choose_target
+from nmt.config.pairs import choose_target, parse_pairs, targets
 from nmt.data.batching import collate
 from nmt.data.load import resolve_path
 from nmt.data.tokenizer import UNK, Tokenizer
@@ -101,6 +101,19 @@ class Translator:
         lang = choose_target(data.pairs, data.src_lang, data.tgt_lang, target)
         return None if lang is None else self.tokenizer.tag_id(lang)
 
+    @property
+    def target_langs(self) -> list[str]:
+        """The languages the model translates into: a multilingual model's targets, or its one."""
+        data = self.config.data
+        return targets(parse_pairs(data.pairs)) if data.pairs else [data.tgt_lang]
+
+    def untagged(self, ids: list[int]) -> int:
+        """How many leading pieces of the source ``ids`` are a multilingual model's target tag (0 or 1): word
+        alignments and the page speak of the sentence's own words."""
+        if not (self.config.data.pairs and ids):
+            return 0
+        return int(ids[0] in {self.tokenizer.tag_id(lang) for lang in self.target_langs})
+
     def tagged(self, ids: list[list[int]], target: str | None) -> list[list[int]]:
         """``ids`` with the tag of ``target`` (:meth:`source_tag`) before each non-empty source."""
         tag = self.source_tag(target)
@@ -154,8 +167,10 @@ class Translator:
             src, tgt = ids[start : start + batch], outputs[start : start + batch]
             weights = self._attention([s or [UNK] for s in src], tgt)  # (B, T+1, S)
             for k, (s, t) in enumerate(zip(src, tgt, strict=True)):
-                out.append(alignment.word_matrix(weights[k, : len(t), : len(s)], self._pieces(s, "src"),
-                                                 self._pieces(t, "tgt")))
+                w, lead = weights[k, : len(t), : len(s)], self.untagged(s)
+                if lead:  # the tag is no word: its weight shared out over the sentence's pieces
+                    w = w[:, lead:] / w[:, lead:].sum(1, keepdim=True).clamp_min(1e-9)
+                out.append(alignment.word_matrix(w, self._pieces(s[lead:], "src"), self._pieces(t, "tgt")))
         return out
 
     def encode_prefixes(self, prefixes: Sequence[str] | None, n: int) -> list[list[int]] | None:

@@ -24,12 +24,14 @@ def json_number(x: float) -> float | None:
 
 @torch.no_grad()
 def analyze(translator: Translator, sentence: str, dc: DecodeConfig, max_input_len: int, prefix: str = "",
-            terms: list[str] | None = None, mode: Alignment = Alignment.none) -> dict[str, Any]:
-    """One sentence translated as ``dc`` says (starting with ``prefix``, holding ``terms``), with what the model
-    did on the way (plain JSON values); ``mode``: the word alignment of the best translation, and both sides'
-    words, as /translate gives it (attention models)."""
+            terms: list[str] | None = None, mode: Alignment = Alignment.none,
+            target: str | None = None) -> dict[str, Any]:
+    """One sentence translated as ``dc`` says (starting with ``prefix``, holding ``terms``; into ``target``, a
+    multilingual model's target language), with what the model did on the way (plain JSON values); ``mode``: the
+    word alignment of the best translation, and both sides' words, as /translate gives it (attention models). A
+    multilingual model's source pieces start with its target tag; the words and alignment leave it out."""
     model, tok = translator.model, translator.tokenizer
-    ids = translator.encode([sentence], max_input_len)[0]
+    ids = translator.encode([sentence], max_input_len, target=target)[0]
     if not ids:
         return {"source_pieces": [], "target_pieces": [], "translation": "", "nbest": [], "attention": None,
                 "gates": None, "missing": [], **({"alignment": "", "source_words": [], "target_words": []}
@@ -48,7 +50,9 @@ def analyze(translator: Translator, sentence: str, dc: DecodeConfig, max_input_l
     if weights is not None:
         out["attention"] = [[round(float(w), 4) for w in row] for row in weights]
     if weights is not None and mode != Alignment.none:
-        out |= _aligned(weights[: len(best)], src, tgt, mode)
+        lead = translator.untagged(ids)
+        w = weights[: len(best), lead:]
+        out |= _aligned(w / w.sum(1, keepdim=True).clamp_min(1e-9) if lead else w, src[lead:], tgt, mode)
     return out
 
 

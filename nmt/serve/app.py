@@ -123,6 +123,14 @@ def _model(models: list[ServedModel], name: str | None) -> ServedModel:
     return found[0]
 
 
+def _target(model: ServedModel, lang: str | None) -> str | None:
+    """The ``target`` field of /analyze for ``model``: one of its target languages (None: its only one)."""
+    have = list(dict.fromkeys(t for _, t in model.pairs))
+    if lang is not None and lang not in have:
+        raise HTTPException(400, f"target: {model.name} translates into {', '.join(have)}, not {lang}")
+    return model.target(lang) if lang is not None else None
+
+
 def _info_routes(app: FastAPI, models: list[ServedModel]) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
@@ -138,8 +146,12 @@ def _info_routes(app: FastAPI, models: list[ServedModel]) -> None:
 
     @app.get("/languages")
     async def languages() -> list[dict]:
-        codes = {m.src_lang: sorted({x.tgt_lang for x in models if x.src_lang == m.src_lang}) for m in models}
-        return [{"code": code, "name": code, "targets": targets} for code, targets in codes.items()]
+        """Every served source language and what it translates into, over all pairs of all models."""
+        codes: dict[str, set[str]] = {}
+        for m in models:
+            for src, tgt in m.pairs:
+                codes.setdefault(src, set()).add(tgt)
+        return [{"code": code, "name": code, "targets": sorted(tgts)} for code, tgts in codes.items()]
 
 
 def _translation_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig, guard: Guard) -> None:
@@ -190,10 +202,11 @@ def detect(text: str, models: list[ServedModel]) -> list[dict]:
     """LibreTranslate's /detect among the served source languages: each scored by how well its model's
     sentencepiece vocabulary fits the text (characters per piece: a language's own vocabulary cuts it into longer
     pieces), best first, as confidences that sum to 100."""
-    fit = {}
-    for m in models:
+    fit: dict[str, float] = {}
+    for m in models:  # a multilingual model's joint vocabulary fits each of its source languages alike
         ids = m.translator.tokenizer.encode_src([clean(text)])[0]
-        fit[m.src_lang] = max(fit.get(m.src_lang, 0.0), len(text.strip()) / max(len(ids), 1))
+        for lang in dict.fromkeys(src for src, _ in m.pairs):
+            fit[lang] = max(fit.get(lang, 0.0), len(text.strip()) / max(len(ids), 1))
     total = sum(fit.values()) or 1.0
     return [{"language": lang, "confidence": round(100 * f / total, 1)}
             for lang, f in sorted(fit.items(), key=lambda kv: -kv[1])]
@@ -208,15 +221,15 @@ async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: Serve
     way = steer(sc.decode, req, lines, prefix=req.prefix, constraints=req.constraints, glossary=req.glossary,
                 one=isinstance(req.q, str), n_best=req.alternatives + 1)
     _check(lines, sc, req.alternatives + 1)
-    pair = [m for m in models if m.tgt_lang == req.target and req.source in ("auto", m.src_lang)]
+    pair = [m for m in models if any(t == req.target and req.source in ("auto", s) for s, t in m.pairs)]
     if not pair:
-        have = ", ".join(f"{m.src_lang}-{m.tgt_lang}" for m in models)
+        have = ", ".join(dict.fromkeys(f"{s}-{t}" for m in models for s, t in m.pairs))
         raise HTTPException(400, f"no model translates {req.source} to {req.target}; this server has {have}")
-    model = pair[0]
+    model, target = pair[0], pair[0].target(req.target)
     mode = Alignment(req.alignment)
     _attends(model, mode)
     charge(sum(map(len, lines)))
-    hyps = await model.translate(lines, way.dc, sc.max_input_len, way.prefixes, way.terms)
+    hyps = await model.translate(lines, way.dc, sc.max_input_len, way.prefixes, way.terms, target)
     texts = [model.texts(h) if h else [""] for h in hyps]
     one = not isinstance(req.q, list)
     out: dict = {"translatedText": texts[0][0] if one else [t[0] for t in texts]}
@@ -224,7 +237,7 @@ async def _libre(req: schemas.LibreRequest, models: list[ServedModel], sc: Serve
         alts = [t[1:] for t in texts]
         out["alternatives"] = alts[0] if one else alts
     if mode != Alignment.none:
-        aligned = await model.alignments(lines, hyps, mode, sc.max_input_len)
+        aligned = await model.alignments(lines, hyps, mode, sc.max_input_len, target)
         out["alignment"] = aligned[0] if one else aligned
     return out
 
@@ -239,10 +252,11 @@ def _own_routes(app: FastAPI, models: list[ServedModel], sc: ServeConfig, guard:
                     n_best=req.n_best)
         mode = Alignment(req.alignment)
         _attends(model, mode)
+        target = _target(model, req.target)
         guard.charge(request, len(req.q))
         terms = [clean(t) for t in way.terms[0]] if way.terms else None
         return {"model": model.name, **await model.call(analyze, model.translator, clean(req.q), way.dc,
-                                                         sc.max_input_len, clean(req.prefix), terms, mode)}
+                                                         sc.max_input_len, clean(req.prefix), terms, mode, target)}
 
     @app.post("/score", response_model=list[schemas.PairScore], dependencies=[Depends(guard)])
     async def score(req: schemas.ScoreRequest, request: Request) -> list[dict]:

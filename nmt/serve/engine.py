@@ -16,6 +16,7 @@ from typing import Any
 from nmt.choices import Alignment
 from nmt.config import DecodeConfig
 from nmt.config.export import Backend
+from nmt.config.pairs import parse_pairs
 from nmt.decoding import alignment
 from nmt.decoding.search import Hypothesis
 from nmt.decoding.translate import Translator
@@ -49,26 +50,39 @@ class ServedModel:
     def tgt_lang(self) -> str:
         return self.translator.config.data.tgt_lang
 
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """The (source, target) languages it translates: a multilingual model's ``data.pairs``, or its one pair."""
+        data = self.translator.config.data
+        return parse_pairs(data.pairs) if data.pairs else [(data.src_lang, data.tgt_lang)]
+
+    def target(self, lang: str) -> str | None:
+        """What to ask the translator for when ``lang`` is wanted: the language for a multilingual model (its
+        tag), None for a single-pair one."""
+        return lang if self.translator.config.data.pairs else None
+
     def describe(self) -> dict[str, Any]:
         archs = [str(m.cfg.arch) for m in self.translator.members] or [str(self.translator.config.model.arch)]
         return {"name": self.name, "source": self.src_lang, "target": self.tgt_lang,
+                "pairs": [f"{s}-{t}" for s, t in self.pairs],
                 "arch": archs[0] if len(archs) == 1 else archs, "attention": self.translator.model.attends,
                 "checkpoint": self.path, "step": self.translator.step, "backend": self.backend.value}
 
     async def translate(self, lines: list[str], dc: DecodeConfig, max_input_len: int,
-                        prefixes: list[str] | None = None, terms: list[list[str]] | None = None
-                        ) -> list[list[Hypothesis]]:
+                        prefixes: list[str] | None = None, terms: list[list[str]] | None = None,
+                        target: str | None = None) -> list[list[Hypothesis]]:
         """Hypotheses for each line (none for an empty one), through the batcher; ``prefixes``: the text each
-        translation must start with ("" none); ``terms``: the phrases each must hold."""
-        ids = self.translator.encode([clean(x) for x in lines], max_input_len)
+        translation must start with ("" none); ``terms``: the phrases each must hold; ``target``: a multilingual
+        model's target language (:meth:`target`)."""
+        ids = self.translator.encode([clean(x) for x in lines], max_input_len, target=target)
         starts = self.translator.encode_prefixes([clean(p) for p in prefixes], len(lines)) if prefixes else None
         held = self.translator.encode_terms([[clean(t) for t in ts] for ts in terms], len(lines)) if terms else None
         return await self.batcher.submit(ids, dc, starts, held)
 
     async def alignments(self, lines: list[str], hyps: list[list[Hypothesis]], mode: Alignment,
-                         max_input_len: int) -> list[str]:
+                         max_input_len: int, target: str | None = None) -> list[str]:
         """Each line's best translation's word alignment, as ``nmt translate decode.alignment=MODE`` writes it."""
-        ids = self.translator.encode([clean(x) for x in lines], max_input_len)
+        ids = self.translator.encode([clean(x) for x in lines], max_input_len, target=target)
         best = [h[0].tokens if h else [] for h in hyps]
         matrices = await self.call(self.translator.word_alignments, ids, best)
         show = alignment.hard if mode == Alignment.hard else None

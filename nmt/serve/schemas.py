@@ -71,6 +71,7 @@ class AnalyzeRequest(Strict, Search):
 
     q: str
     model: str | None = None  # a model name from GET /models; the first one when absent
+    target: str | None = None  # a multilingual model's target language (GET /models: "pairs")
     n_best: int = Field(1, ge=1)  # hypotheses (beam) or samples (method=sample)
     prefix: str = ""  # the start the translation must take ("" none)
     constraints: list[str] | None = None  # target phrases the translation must hold
